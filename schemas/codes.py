@@ -118,6 +118,8 @@ class Sch1Condition(StrEnum):
 
     SCH1_P1_1 = "SCH1_P1_1"
     SCH1_P1_2 = "SCH1_P1_2"
+    SCH1_P1_3 = "SCH1_P1_3"  # public health (supports Art 9(2)(i); DPA 2018 s.10(2))
+    SCH1_P1_4 = "SCH1_P1_4"  # archiving, research, statistics (supports Art 9(2)(j))
     SCH1_P2_6 = "SCH1_P2_6"
     SCH1_P2_10 = "SCH1_P2_10"
     SCH1_P2_11 = "SCH1_P2_11"
@@ -215,6 +217,19 @@ class DataSubjectRole(StrEnum):
     REFERRER = "referrer"
     WITNESS = "witness"
     OTHER = "other"
+
+
+class ConsentGiver(StrEnum):
+    """Who gave or refused consent (policy model ``consent_model.consent_giver``).
+
+    Codes, not names: the consent entries travel in the readable message header.
+    """
+
+    CHILD_COMPETENT = "child_competent"
+    PARENT_OR_PR_HOLDER = "parent_or_pr_holder"
+    ADULT_DATA_SUBJECT = "adult_data_subject"
+    ATTORNEY_OR_DEPUTY = "attorney_or_deputy"
+    NOT_APPLICABLE = "not_applicable"
 
 
 class ServiceAgreement(StrEnum):
@@ -346,3 +361,36 @@ PUBLIC_AUTHORITY_ORG_TYPES: frozenset[str] = frozenset(
 
 #: Organisation types the children's-social-care front door belongs to.
 FRONT_DOOR_ORG_TYPES: frozenset[str] = frozenset({"local_authority_childrens_services"})
+
+
+class S16HPurpose(StrEnum):
+    """The Children Act 2004 function a s.16H request serves (arrangements or reviews)."""
+
+    S16E = "16E"
+    S16F = "16F"
+
+
+class SensitiveIdentityRole(StrEnum):
+    """People whose identity must be protected (policy model ``sensitive_identity_model``)."""
+
+    REFERRER_NON_PROFESSIONAL = "referrer_non_professional"
+    REFERRER_PROFESSIONAL = "referrer_professional"
+    WITNESS = "witness"
+    VICTIM_ADDRESS = "victim_address"
+    OTHER = "other"
+
+
+class WithholdingReason(StrEnum):
+    """Why information asked for was withheld (CA 2004 s.16LA(3) once in force)."""
+
+    MORE_DETRIMENTAL_TO_CHILD = "more_detrimental_to_child"
+    OTHER = "other"
+
+
+class ConsistentIdentifierException(StrEnum):
+    """Why a child's consistent identifier was left out (CA 2004 s.16LC exceptions)."""
+
+    MORE_DETRIMENTAL_TO_CHILD = "more_detrimental_to_child"
+    UNKNOWN_AND_FINDING_WOULD_CAUSE_UNREASONABLE_DELAY = (
+        "unknown_and_finding_would_cause_unreasonable_delay"
+    )
