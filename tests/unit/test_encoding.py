@@ -12,8 +12,12 @@ from schemas.problems import InvalidEnvelope
 
 def test_pae_layout_is_length_prefixed() -> None:
     assert pae("t", b"ab") == (
-        b"SGX-PAE-v1" + (2).to_bytes(8, "little") + (1).to_bytes(8, "little") + b"t"
-        + (2).to_bytes(8, "little") + b"ab"
+        b"SGX-PAE-v1"
+        + (2).to_bytes(8, "little")
+        + (1).to_bytes(8, "little")
+        + b"t"
+        + (2).to_bytes(8, "little")
+        + b"ab"
     )
 
 
@@ -29,7 +33,8 @@ def test_domain_separation_changes_digest() -> None:
 
 
 def test_canonical_json_sorts_keys_and_strips_space() -> None:
-    assert canonical_json({"b": 1, "a": [True, None, "é"]}) == '{"a":[true,null,"é"],"b":1}'.encode()
+    expected = '{"a":[true,null,"é"],"b":1}'.encode()
+    assert canonical_json({"b": 1, "a": [True, None, "é"]}) == expected
 
 
 def test_canonical_json_refuses_nan() -> None:
