@@ -50,6 +50,7 @@ __all__ = [
     "DOMAIN_RECEIPT",
     "DOMAIN_REVOCATION_LIST",
     "DOMAIN_SEALS",
+    "DOMAIN_TREE_HEAD",
     "b64decode",
     "b64encode",
     "canonical_json",
@@ -79,6 +80,8 @@ DOMAIN_KEY_DERIVATION = "safeguard:key-derivation:v1"
 DOMAIN_REVOCATION_LIST = "application/vnd.safeguard.revocation-list.v1"
 #: Delivery receipt signed by a recipient.
 DOMAIN_RECEIPT = "application/vnd.safeguard.delivery-receipt.v1"
+#: Signed tree head of the relay's transparency log.
+DOMAIN_TREE_HEAD = "application/vnd.safeguard.tree-head.v1"
 #: Leaf of an audit chain or log.
 DOMAIN_AUDIT_LEAF = "safeguard:audit-leaf:v1"
 
