@@ -71,12 +71,14 @@ from schemas.policy import (
     POLICY_VERSION,
     DeploymentPolicy,
     Finding,
+    MessageFacts,
     PartyContext,
     PolicyRequest,
     Verdict,
     evaluate,
     raise_for_verdict,
 )
+from schemas.policy.facts import facts_from_body
 from schemas.problems import (
     BadSignature,
     DecryptionFailed,
@@ -264,6 +266,7 @@ def basis_verdict(
     basis: Mapping[str, Any],
     justification_available: bool,
     deployment: DeploymentPolicy | None = None,
+    facts: MessageFacts | None = None,
 ) -> Verdict:
     """Run the policy engine once per recipient and merge the findings into one verdict.
 
@@ -283,6 +286,7 @@ def basis_verdict(
             basis=dict(basis),
             justification_available=justification_available,
             deployment=deployment or DeploymentPolicy(),
+            facts=facts,
         )
         verdict = evaluate(request)
         decisions.append(verdict.decision)
@@ -397,6 +401,8 @@ def seal(
     if auditor.body.role != "auditor":
         raise LocalError("the justification must be sealed to an auditor certificate")
 
+    body_dict = body_to_dict(body) if isinstance(body, BaseModel) else dict(body)
+    parsed_body = parse_body(kind, body_dict)
     full_tag = basis.model_dump(mode="json", exclude_none=True)
     verdict = basis_verdict(
         kind=kind,
@@ -406,6 +412,7 @@ def seal(
         basis=full_tag,
         justification_available=True,
         deployment=deployment,
+        facts=facts_from_body(parsed_body),
     )
     raise_for_verdict(verdict)
 
@@ -413,7 +420,6 @@ def seal(
     if not MESSAGE_ID_PATTERN.match(message_id):
         raise LocalError("message id must be 32 lowercase hex characters")
     thread_id = thread_id or message_id
-    body_dict = body_to_dict(body) if isinstance(body, BaseModel) else dict(body)
 
     core = _core(
         message_id=message_id,
@@ -704,6 +710,7 @@ def open_envelope(
         basis=basis.model_dump(mode="json", exclude_none=True),
         justification_available=True,
         deployment=deployment,
+        facts=facts_from_body(body),
     )
     return OpenedMessage(
         verified=verified,

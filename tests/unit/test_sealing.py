@@ -377,3 +377,37 @@ def test_basis_tag_in_header_is_codes_only(partnership: Partnership) -> None:
     assert "justification" not in header["basis"]
     tag = BasisTag.from_parts(header["basis"], s.school_referral_basis().justification)
     assert tag == s.school_referral_basis()
+
+
+def test_content_rules_see_the_body_on_both_sides(partnership: Partnership) -> None:
+    """Facts only the sender and recipient can read feed the content rules (A005 here)."""
+    unmarked = s.maya_referral().model_copy(update={"facts_vs_opinion_marked": False})
+    envelope, _ = _seal_case(
+        partnership,
+        "REFERRAL",
+        body=s.readdress(
+            unmarked,
+            message_id="ab" * 16,
+            thread_id="ab" * 16,
+            sender_agency=partnership["school"].agency_id,
+            recipient_agencies=(partnership["mash"].agency_id,),
+        ),
+        message_id="ab" * 16,
+    )
+    opened = open_envelope(
+        envelope,
+        partnership["mash"].identity,
+        partnership.directory(),
+        agency_id=partnership["mash"].agency_id,
+        at=AT,
+    )
+    assert "A005" in opened.verdict.rule_ids
+    marked, _ = _seal_case(partnership, "REFERRAL")
+    opened_marked = open_envelope(
+        marked,
+        partnership["mash"].identity,
+        partnership.directory(),
+        agency_id=partnership["mash"].agency_id,
+        at=AT,
+    )
+    assert "A005" not in opened_marked.verdict.rule_ids
