@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -56,6 +55,7 @@ from schemas.encoding import (
     b64encode,
     canonical_json,
     digest,
+    loads_canonical,
     pae,
 )
 from schemas.envelope import (
@@ -235,14 +235,9 @@ def _wrapped(text: object, field: str) -> bytes:
 
 
 def _strict_json(data: bytes, what: str) -> dict[str, Any]:
-    try:
-        value = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidEnvelope(f"{what} is not JSON") from None
+    value = loads_canonical(data, what=what)
     if not isinstance(value, dict):
         raise InvalidEnvelope(f"{what} must be a JSON object")
-    if canonical_json(value) != data:
-        raise InvalidEnvelope(f"{what} bytes are not canonical JSON")
     return value
 
 
@@ -514,9 +509,15 @@ class VerifiedHeader:
 
 
 def _unverified_sender_cert_id(header_bytes: bytes) -> str:
-    """Read the claimed certificate id, to find the key the signature must verify under."""
-    value = _strict_json(header_bytes, "header")
-    sender = value.get("sender")
+    """Read the claimed certificate id, to find the key the signature must verify under.
+
+    Nothing else is read before the signature is checked; the strict parse comes after.
+    """
+    try:
+        value = json.loads(header_bytes)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise InvalidEnvelope("header is not JSON") from None
+    sender = value.get("sender") if isinstance(value, dict) else None
     cert = sender.get("cert") if isinstance(sender, dict) else None
     if not isinstance(cert, str):
         raise InvalidEnvelope("header names no sender certificate")

@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 import struct
 from collections.abc import Mapping
 from typing import Any
@@ -55,6 +56,7 @@ __all__ = [
     "b64encode",
     "canonical_json",
     "digest",
+    "loads_canonical",
     "pae",
 ]
 
@@ -102,16 +104,105 @@ def pae(type_: str, *parts: bytes) -> bytes:
     return b"".join(chunks)
 
 
+_MAX_SAFE_INTEGER = 2**53 - 1
+
+
+def _fast_path_safe(value: Any, depth: int = 0) -> bool:
+    """True when ``json.dumps(sort_keys=True)`` gives exactly the RFC 8785 bytes.
+
+    That holds for strings, safe integers, booleans, null, lists and objects whose keys
+    hold no character outside the Basic Multilingual Plane (where UTF-16 and code-point
+    key order agree), with no floats anywhere. Anything else takes the reference path.
+    """
+    if depth > 64:
+        return False
+    if value is None or isinstance(value, bool | str):
+        return True
+    if isinstance(value, int):
+        return -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER
+    if isinstance(value, list | tuple):
+        return all(_fast_path_safe(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(
+            isinstance(k, str)
+            and (k.isascii() or max(k) <= "\uffff")
+            and _fast_path_safe(v, depth + 1)
+            for k, v in value.items()
+        )
+    return False
+
+
 def canonical_json(value: Mapping[str, Any] | list[Any]) -> bytes:
     """Encode ``value`` as RFC 8785 canonical JSON bytes.
 
-    Raises :class:`InvalidEnvelope` for values that have no canonical form
-    (floats such as NaN, non-string keys, integers beyond IEEE 754 range).
+    Common values (no floats, no astral-plane keys) are encoded by the C JSON encoder,
+    which produces the same bytes as RFC 8785 for them and is many times faster; a
+    property test holds the two paths equal. Raises :class:`InvalidEnvelope` for values
+    that have no canonical form (NaN, non-string keys, unsafe integers, lone surrogates).
     """
+    if _fast_path_safe(value):
+        try:
+            return json.dumps(
+                value, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+            ).encode("utf-8")
+        except (TypeError, ValueError, UnicodeEncodeError) as exc:
+            raise InvalidEnvelope(f"value has no canonical JSON form: {exc}") from None
     try:
         return rfc8785.dumps(value)
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
         raise InvalidEnvelope(f"value has no canonical JSON form: {exc}") from None
+
+
+def _refuse_float(text: str) -> Any:
+    raise ValueError("floats have no place in signed structures")
+
+
+def _safe_int(text: str) -> int:
+    number = int(text)
+    if not -_MAX_SAFE_INTEGER <= number <= _MAX_SAFE_INTEGER:
+        raise ValueError("integer outside the IEEE 754 safe range")
+    return number
+
+
+def loads_canonical(data: bytes, *, what: str = "value") -> Any:
+    """Parse JSON bytes and insist they are already RFC 8785 canonical.
+
+    The received bytes are what was signed, so they must be the one canonical
+    encoding of the value they carry: re-encoding must reproduce them exactly
+    (which also refuses duplicate keys, floats and insignificant white space).
+    Raises :class:`InvalidEnvelope` naming ``what``.
+    """
+    astral_keys = False
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal astral_keys
+        for key, _ in items:
+            if not key.isascii() and max(key) > "\uffff":
+                astral_keys = True
+        return dict(items)
+
+    try:
+        value = json.loads(
+            data,
+            object_pairs_hook=pairs,
+            parse_float=_refuse_float,
+            parse_int=_safe_int,
+            parse_constant=_refuse_float,
+        )
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise InvalidEnvelope(f"{what} is not valid JSON for a signed structure") from None
+    try:
+        if astral_keys:
+            encoded = rfc8785.dumps(value)
+        else:
+            encoded = json.dumps(
+                value, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+            ).encode("utf-8")
+    except (rfc8785.CanonicalizationError, ValueError, UnicodeEncodeError):
+        raise InvalidEnvelope(f"{what} has no canonical JSON form") from None
+    if encoded != data:
+        raise InvalidEnvelope(f"{what} bytes are not canonical JSON")
+    return value
 
 
 def digest(domain: str, *parts: bytes) -> bytes:

@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from schemas.encoding import b64decode, b64encode, canonical_json
+from schemas.encoding import b64decode, b64encode, canonical_json, loads_canonical
 from schemas.problems import InvalidEnvelope
 from schemas.timefmt import format_time, parse_time
 
@@ -135,14 +135,9 @@ def parse_header(header_bytes: bytes) -> EnvelopeHeader:
 
     Call only after the signature over ``header_bytes`` has been verified.
     """
-    try:
-        value = json.loads(header_bytes)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidEnvelope("header is not JSON") from None
+    value = loads_canonical(header_bytes, what="header")
     if not isinstance(value, dict):
         raise InvalidEnvelope("header must be a JSON object")
-    if canonical_json(value) != header_bytes:
-        raise InvalidEnvelope("header bytes are not canonical JSON")
     try:
         return EnvelopeHeader.model_validate(value)
     except ValidationError as exc:
