@@ -108,7 +108,7 @@ def verify_receipt(receipt: DeliveryReceipt, directory: Directory, *, at: dateti
     if value["v"] != 1 or value["recipient"] != cert.agency_id:
         raise InvalidReceipt("receipt recipient does not match its certificate")
     message_id = value["message_id"]
-    if not isinstance(message_id, str) or not MESSAGE_ID_PATTERN.match(message_id):
+    if not isinstance(message_id, str) or not MESSAGE_ID_PATTERN.fullmatch(message_id):
         raise InvalidReceipt("receipt message id is malformed")
     try:
         digest_bytes = b64decode(value["header_digest"], field="header_digest")

@@ -413,7 +413,7 @@ def seal(
     raise_for_verdict(verdict)
 
     message_id = message_id or new_message_id(random_bytes)
-    if not MESSAGE_ID_PATTERN.match(message_id):
+    if not MESSAGE_ID_PATTERN.fullmatch(message_id):
         raise LocalError("message id must be 32 lowercase hex characters")
     thread_id = thread_id or message_id
 

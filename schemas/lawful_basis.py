@@ -96,7 +96,7 @@ _PARA36_SPELLING = re.compile(r"^(SCH1_P3_36)\(([A-Za-z0-9_]+)\)$")
 def _iso_date(value: str | None) -> str | None:
     if value is None:
         return None
-    if not _ISO_DATE.match(value):
+    if not _ISO_DATE.fullmatch(value):
         raise ValueError("expected a date like 2026-11-24")
     try:
         _dt.date.fromisoformat(value)
@@ -112,7 +112,7 @@ def split_art10_condition(value: str | None) -> tuple[str | None, str | None]:
     """
     if value is None:
         return None, None
-    match = _PARA36_SPELLING.match(value)
+    match = _PARA36_SPELLING.fullmatch(value)
     if match:
         return match.group(1), match.group(2)
     return value, None
@@ -380,7 +380,7 @@ def _path(loc: tuple[Any, ...]) -> str:
             parts.append(f"[{item}]")
         else:
             name = str(item)
-            name = name if _SAFE_NAME.match(name) else "(unprintable name)"
+            name = name if _SAFE_NAME.fullmatch(name) else "(unprintable name)"
             parts.append(("." if parts else "") + name)
     return "".join(parts) or "(basis)"
 

@@ -129,7 +129,7 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 def _calendar_date(value: object) -> date:
     if isinstance(value, date) and not isinstance(value, datetime):
         return value
-    if isinstance(value, str) and _DATE.match(value):
+    if isinstance(value, str) and _DATE.fullmatch(value):
         try:
             return date.fromisoformat(value)
         except ValueError:
@@ -658,7 +658,7 @@ def parse_body(kind: str, data: bytes | Mapping[str, Any]) -> MessageBody:
     header's, or the kind has no body schema in this version.
     """
     if kind not in BODY_TYPES:
-        shown = kind if isinstance(kind, str) and _KIND_TEXT.match(kind) else "?"
+        shown = kind if isinstance(kind, str) and _KIND_TEXT.fullmatch(kind) else "?"
         raise InvalidEnvelope(f"no body schema for message kind {shown}")
     if isinstance(data, bytes | bytearray | memoryview):
         value = _load(bytes(data))

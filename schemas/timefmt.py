@@ -30,7 +30,7 @@ def format_time(moment: datetime) -> str:
 
 def parse_time(text: object, *, field: str = "time") -> datetime:
     """Parse an RFC 3339 UTC instant ending in ``Z``; raise :class:`InvalidEnvelope` otherwise."""
-    if not isinstance(text, str) or not _PATTERN.match(text):
+    if not isinstance(text, str) or not _PATTERN.fullmatch(text):
         raise InvalidEnvelope(f"{field} must be an RFC 3339 UTC time like 2026-11-24T09:30:00Z")
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)

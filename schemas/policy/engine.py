@@ -149,7 +149,7 @@ _NAME = re.compile(r"^[A-Za-z0-9_]{1,48}$")
 
 def _name(value: object) -> str:
     text = str(value) if isinstance(value, str | int) else ""
-    return text if _NAME.match(text) else "(unprintable name)"
+    return text if _NAME.fullmatch(text) else "(unprintable name)"
 
 
 def _validation_reason(exc: ValidationError) -> str:
