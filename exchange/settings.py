@@ -1,0 +1,208 @@
+"""The relay's settings: one frozen object per process, built from an explicit mapping.
+
+Nothing else in the relay reads the environment. ``Settings.from_env(os.environ)``
+is called once by the CLI; tests build ``Settings(...)`` directly or with
+:func:`dataclasses.replace`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from schemas.encoding import b64decode
+from schemas.problems import ConfigurationError, InvalidEnvelope
+
+__all__ = ["DEFAULT_DATABASE_URL", "MIB", "Settings"]
+
+MIB = 1024 * 1024
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///exchange.db"
+_SECRET = "<SECRET>"
+
+
+def _redact_url(url: str) -> str:
+    """Hide a password in a database URL (``user:pw@host`` -> ``user:<SECRET>@host``)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:{_SECRET}@{host}" if ":" in credentials else url
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the relay needs to run. Durations are :class:`timedelta`."""
+
+    #: Name of this relay, returned in submit receipts ("where it was stored").
+    relay_id: str = "relay"
+    #: The partnership root's Ed25519 public key (32 bytes): the only pinned trust anchor.
+    root_public_key: bytes = field(default=b"", repr=False)
+    host: str = "127.0.0.1"
+    port: int = 8080
+    #: SQLAlchemy async URL: ``sqlite+aiosqlite:///path.db`` (default) or ``postgresql+asyncpg://``.
+    database_url: str = DEFAULT_DATABASE_URL
+    #: Run pending migrations when the app starts (``exchange migrate`` does it explicitly).
+    migrate_on_start: bool = True
+    #: Largest accepted envelope (request body), in bytes. Default 10 MiB.
+    max_envelope_bytes: int = 10 * MIB
+    #: How far a request signature's ``created`` may be from the relay clock.
+    clock_skew: timedelta = timedelta(seconds=300)
+    #: Per-agency token bucket: sustained requests per second and burst size.
+    rate_limit_per_second: float = 50.0
+    rate_limit_burst: int = 200
+    #: Requests handled at once across all agencies; more get 503 + Retry-After.
+    max_concurrent_requests: int = 512
+    #: Push (server-sent events) streams open at once, per agency and in total.
+    max_streams_per_agency: int = 8
+    max_streams_total: int = 1000
+    #: Seconds between keep-alive comments on an idle push stream.
+    push_heartbeat: timedelta = timedelta(seconds=15)
+    #: Largest inbox page.
+    max_page_size: int = 500
+    default_page_size: int = 100
+    #: Ciphertext is deleted this long after the last recipient's delivery receipt.
+    retention_after_receipt: timedelta = timedelta(days=30)
+    #: Messages with a recipient that has not posted a receipt expire after this long.
+    undelivered_expiry: timedelta = timedelta(days=5)
+    #: How often the background sweeper runs (retention, expiry, deadlines, nonce purge).
+    sweep_interval: timedelta = timedelta(seconds=60)
+    #: Run the sweeper as a background task (tests may drive it by hand).
+    run_sweeper: bool = True
+    #: How often to reload certificates and revocations published through another process.
+    directory_refresh: timedelta = timedelta(seconds=5)
+    #: Working-day calendar for thread deadlines.
+    calendar: str = "england_and_wales"
+    #: Extra non-working days on top of the calendar's bank holidays (local closures).
+    extra_holidays: tuple[date, ...] = ()
+    #: Deadlines, in working days.
+    acknowledgement_working_days: int = 1
+    decision_working_days: int = 1
+    feedback_working_days: int = 1
+    #: Group commit: the most submissions written in one transaction.
+    write_batch_max: int = 128
+    #: Log format: ``json`` (default) or ``text``, and level.
+    log_format: str = "json"
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        if self.root_public_key and len(self.root_public_key) != 32:
+            raise ConfigurationError("the root public key must be 32 bytes")
+        if self.max_envelope_bytes <= 0 or self.max_page_size <= 0:
+            raise ConfigurationError("size limits must be positive")
+        if not 0 < self.default_page_size <= self.max_page_size:
+            raise ConfigurationError("default_page_size must be within 1..max_page_size")
+        if self.rate_limit_per_second <= 0 or self.rate_limit_burst <= 0:
+            raise ConfigurationError("rate limits must be positive")
+        if self.log_format not in {"json", "text"}:
+            raise ConfigurationError("log format must be json or text")
+
+    def __repr__(self) -> str:
+        parts = []
+        for f in fields(self):
+            value: Any = getattr(self, f.name)
+            if f.name == "database_url":
+                value = _redact_url(value)
+            elif f.name == "root_public_key":
+                continue
+            parts.append(f"{f.name}={value!r}")
+        return "Settings(" + ", ".join(parts) + ")"
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the database is SQLite (embedded) rather than a server."""
+        return self.database_url.startswith("sqlite")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``EXCHANGE_*`` variables in ``environ`` (default ``os.environ``).
+
+        ``EXCHANGE_ROOT_PUBLIC_KEY`` (base64) or ``EXCHANGE_ROOT_PUBLIC_KEY_FILE`` (a file
+        holding the base64 key) pins the partnership root. Durations are in seconds.
+        """
+        env = os.environ if environ is None else environ
+        kwargs: dict[str, Any] = {}
+
+        def text(name: str, attr: str) -> None:
+            if name in env:
+                kwargs[attr] = env[name]
+
+        def number(name: str, attr: str, kind: type[int] | type[float]) -> None:
+            if name in env:
+                try:
+                    kwargs[attr] = kind(env[name])
+                except ValueError:
+                    raise ConfigurationError(f"{name} must be a number") from None
+
+        def seconds(name: str, attr: str) -> None:
+            if name in env:
+                try:
+                    kwargs[attr] = timedelta(seconds=float(env[name]))
+                except ValueError:
+                    raise ConfigurationError(f"{name} must be a number of seconds") from None
+
+        def flag(name: str, attr: str) -> None:
+            if name in env:
+                kwargs[attr] = env[name].strip().lower() in {"1", "true", "yes", "on"}
+
+        text("EXCHANGE_RELAY_ID", "relay_id")
+        text("EXCHANGE_HOST", "host")
+        number("EXCHANGE_PORT", "port", int)
+        text("EXCHANGE_DATABASE_URL", "database_url")
+        flag("EXCHANGE_MIGRATE_ON_START", "migrate_on_start")
+        number("EXCHANGE_MAX_ENVELOPE_BYTES", "max_envelope_bytes", int)
+        seconds("EXCHANGE_CLOCK_SKEW", "clock_skew")
+        number("EXCHANGE_RATE_LIMIT_PER_SECOND", "rate_limit_per_second", float)
+        number("EXCHANGE_RATE_LIMIT_BURST", "rate_limit_burst", int)
+        number("EXCHANGE_MAX_CONCURRENT_REQUESTS", "max_concurrent_requests", int)
+        number("EXCHANGE_MAX_STREAMS_PER_AGENCY", "max_streams_per_agency", int)
+        number("EXCHANGE_MAX_STREAMS_TOTAL", "max_streams_total", int)
+        seconds("EXCHANGE_PUSH_HEARTBEAT", "push_heartbeat")
+        number("EXCHANGE_MAX_PAGE_SIZE", "max_page_size", int)
+        seconds("EXCHANGE_RETENTION_AFTER_RECEIPT", "retention_after_receipt")
+        seconds("EXCHANGE_UNDELIVERED_EXPIRY", "undelivered_expiry")
+        seconds("EXCHANGE_SWEEP_INTERVAL", "sweep_interval")
+        seconds("EXCHANGE_DIRECTORY_REFRESH", "directory_refresh")
+        text("EXCHANGE_CALENDAR", "calendar")
+        number("EXCHANGE_ACKNOWLEDGEMENT_WORKING_DAYS", "acknowledgement_working_days", int)
+        number("EXCHANGE_DECISION_WORKING_DAYS", "decision_working_days", int)
+        number("EXCHANGE_FEEDBACK_WORKING_DAYS", "feedback_working_days", int)
+        number("EXCHANGE_WRITE_BATCH_MAX", "write_batch_max", int)
+        text("EXCHANGE_LOG_FORMAT", "log_format")
+        text("EXCHANGE_LOG_LEVEL", "log_level")
+        if "EXCHANGE_EXTRA_HOLIDAYS" in env:
+            try:
+                kwargs["extra_holidays"] = tuple(
+                    date.fromisoformat(part.strip())
+                    for part in env["EXCHANGE_EXTRA_HOLIDAYS"].split(",")
+                    if part.strip()
+                )
+            except ValueError:
+                raise ConfigurationError(
+                    "EXCHANGE_EXTRA_HOLIDAYS must be comma-separated YYYY-MM-DD dates"
+                ) from None
+        kwargs["root_public_key"] = _root_key(env)
+        return cls(**kwargs)
+
+
+def _root_key(env: Mapping[str, str]) -> bytes:
+    text = env.get("EXCHANGE_ROOT_PUBLIC_KEY")
+    path = env.get("EXCHANGE_ROOT_PUBLIC_KEY_FILE")
+    if text is None and path is not None:
+        try:
+            text = Path(path).read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigurationError(f"cannot read EXCHANGE_ROOT_PUBLIC_KEY_FILE: {exc}") from None
+    if text is None:
+        return b""
+    try:
+        key = b64decode(text.strip(), field="EXCHANGE_ROOT_PUBLIC_KEY")
+    except InvalidEnvelope:
+        raise ConfigurationError("EXCHANGE_ROOT_PUBLIC_KEY must be standard base64") from None
+    if len(key) != 32:
+        raise ConfigurationError("the root public key must be 32 bytes")
+    return key
