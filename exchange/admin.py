@@ -39,6 +39,7 @@ __all__ = [
     "load_certificate",
     "load_revocations",
     "publish_to_database",
+    "read_json_file",
     "read_public_keys",
     "revoke_certificate",
     "write_json",
@@ -57,7 +58,7 @@ def write_json(path: Path, value: dict[str, Any]) -> None:
         raise ConfigurationError(f"cannot write {path}: {exc.strerror}") from None
 
 
-def _read_json(path: Path, what: str) -> Any:
+def read_json_file(path: Path, what: str) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -82,7 +83,7 @@ def read_public_keys(
     ``encryption`` are accepted too).
     """
     if keys_file is not None:
-        data = _read_json(keys_file, "public keys file")
+        data = read_json_file(keys_file, "public keys file")
         if not isinstance(data, dict):
             raise ConfigurationError("the public keys file must hold a JSON object")
         signing = data.get("signing_key", data.get("signing"))
@@ -139,12 +140,12 @@ def issue_agency_certificate(
 
 def load_certificate(path: Path) -> Certificate:
     """Read a certificate file (``{"body", "signature"}``)."""
-    return Certificate.from_json(_read_json(path, "certificate"))
+    return Certificate.from_json(read_json_file(path, "certificate"))
 
 
 def load_revocations(path: Path) -> RevocationList:
     """Read a revocation list file."""
-    return RevocationList.from_json(_read_json(path, "revocation list"))
+    return RevocationList.from_json(read_json_file(path, "revocation list"))
 
 
 def revoke_certificate(

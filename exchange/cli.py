@@ -37,11 +37,13 @@ from exchange.admin import (
     load_revocations,
     open_root,
     publish_to_database,
+    read_json_file,
     read_public_keys,
     revoke_certificate,
     write_json,
 )
 from exchange.settings import Settings
+from keys.certificate_request import CertificateRequest, verify_certificate_request
 from keys.identity import RootKey
 from schemas.encoding import b64decode, b64encode
 from schemas.problems import ConfigurationError, ExchangeError, InvalidEnvelope
@@ -182,24 +184,56 @@ def cmd_root_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _certificate_request(args: argparse.Namespace) -> CertificateRequest | None:
+    """The agency's signed certificate request, when one was given (proof verified)."""
+    path = args.request or args.public_keys
+    if path is None:
+        return None
+    data = read_json_file(Path(path), "certificate request")
+    if args.request is None and not (isinstance(data, dict) and "proof" in data):
+        return None  # a bare public-keys file (no proof of possession to check)
+    return verify_certificate_request(data)
+
+
 def cmd_cert_issue(args: argparse.Namespace) -> int:
-    """Issue an agency certificate."""
-    public_keys = read_public_keys(
-        signing=args.signing_key,
-        encryption=args.encryption_key,
-        keys_file=Path(args.public_keys) if args.public_keys else None,
-    )
+    """Issue an agency certificate, from a verified certificate request or explicit keys."""
+    request = _certificate_request(args)
+    if request is not None:
+        public_keys = request.public_keys
+    else:
+        public_keys = read_public_keys(
+            signing=args.signing_key,
+            encryption=args.encryption_key,
+            keys_file=Path(args.public_keys) if args.public_keys else None,
+        )
+    agency_id = args.agency_id or (request.agency_id if request else None)
+    name = args.name or (request.name if request else None)
+    org_type = args.org_type or (request.org_type if request else None)
+    if not (agency_id and name and org_type):
+        raise ConfigurationError("give --agency-id, --name and --org-type, or --request FILE")
+    mailboxes = args.mailbox or (list(request.mailboxes) if request else [])
+    role = args.role or (request.role if request else "agency")
+    if role == "agency" and not mailboxes:
+        raise ConfigurationError("an agency certificate needs at least one --mailbox")
     root = _root(args)
     certificate = issue_agency_certificate(
         root,
-        agency_id=args.agency_id,
-        name=args.name,
-        org_type=args.org_type,
-        mailboxes=args.mailbox,
+        agency_id=agency_id,
+        name=name,
+        org_type=org_type,
+        mailboxes=mailboxes,
         public_keys=public_keys,
-        public_authority=args.public_authority,
-        apd_in_place=args.apd_in_place,
-        role=args.role,
+        public_authority=(
+            args.public_authority
+            if args.public_authority is not None
+            else (request.public_authority if request else True)
+        ),
+        apd_in_place=(
+            args.apd_in_place
+            if args.apd_in_place is not None
+            else (request.apd_in_place if request else True)
+        ),
+        role=role,
         not_before=_time_option(args.not_before, "--not-before"),
         days=args.days,
     )
@@ -309,13 +343,20 @@ def build_parser() -> argparse.ArgumentParser:
     issue = cert_commands.add_parser("issue", help="issue a certificate")
     issue.add_argument("--root-key", required=True)
     _passphrase_options(issue)
-    issue.add_argument("--agency-id", required=True)
-    issue.add_argument("--name", required=True)
-    issue.add_argument("--org-type", required=True)
-    issue.add_argument("--mailbox", action="append", required=True, help="repeat for each")
-    issue.add_argument("--role", default="agency", choices=["agency", "auditor", "relay"])
-    issue.add_argument("--public-authority", action=argparse.BooleanOptionalAction, default=True)
-    issue.add_argument("--apd-in-place", action=argparse.BooleanOptionalAction, default=True)
+    issue.add_argument(
+        "--request",
+        metavar="FILE",
+        help="the agency's certificate request from `agency init` (its proof is checked)",
+    )
+    issue.add_argument("--agency-id", help="default: from --request")
+    issue.add_argument("--name", help="default: from --request")
+    issue.add_argument("--org-type", help="default: from --request")
+    issue.add_argument(
+        "--mailbox", action="append", help="repeat for each (auditors and relays need none)"
+    )
+    issue.add_argument("--role", choices=["agency", "auditor", "relay"])
+    issue.add_argument("--public-authority", action=argparse.BooleanOptionalAction, default=None)
+    issue.add_argument("--apd-in-place", action=argparse.BooleanOptionalAction, default=None)
     issue.add_argument("--signing-key", help="Ed25519 public key, base64")
     issue.add_argument("--encryption-key", help="X25519 public key, base64")
     issue.add_argument("--public-keys", metavar="FILE", help="JSON with both public keys")

@@ -30,10 +30,11 @@ from exchange.appkeys import (
 )
 from exchange.limits import TokenBucketLimiter
 from schemas.problems import (
-    PROBLEM_BASE,
     PROBLEM_CONTENT_TYPE,
     ExchangeError,
+    InternalError,
     InvalidRequest,
+    MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     RateLimited,
@@ -65,12 +66,8 @@ def problem_response(exc: ExchangeError, request: web.Request) -> web.Response:
 
 
 def _internal_error() -> web.Response:
-    problem = {
-        "type": PROBLEM_BASE + "internal-error",
-        "title": "Internal server error",
-        "status": 500,
-        "code": "internal-error",
-    }
+    problem = InternalError().to_problem()
+    del problem["detail"]  # nothing about an unexpected failure goes to the client
     return _respond(problem, 500)
 
 
@@ -81,15 +78,13 @@ def _from_http(exc: web.HTTPException, request: web.Request) -> web.Response:
     if exc.status == 413:
         return problem_response(PayloadTooLarge("the request body is too large"), request)
     if exc.status == 405:
-        problem = {
-            "type": PROBLEM_BASE + "method-not-allowed",
-            "title": "Method not allowed",
-            "status": 405,
-            "code": "method-not-allowed",
-            "detail": "this resource does not support the method",
-        }
+        response = problem_response(
+            MethodNotAllowed("this resource does not support the method"), request
+        )
         allow = exc.headers.get("Allow")
-        return _respond(problem, 405, {"Allow": allow} if allow else None)
+        if allow:
+            response.headers["Allow"] = allow
+        return response
     return problem_response(InvalidRequest(exc.reason or "bad request"), request)
 
 

@@ -43,6 +43,7 @@ __all__ = [
     "DOMAIN_BODY_AAD",
     "DOMAIN_CERTIFICATE",
     "DOMAIN_CERTIFICATE_ID",
+    "DOMAIN_CERTIFICATE_REQUEST",
     "DOMAIN_ENVELOPE",
     "DOMAIN_FINGERPRINT",
     "DOMAIN_JUSTIFICATION_AAD",
@@ -78,6 +79,8 @@ DOMAIN_CERTIFICATE_ID = "safeguard:certificate-id:v1"
 DOMAIN_FINGERPRINT = "safeguard:fingerprint:v1"
 #: Deterministic derivation of private keys from a 32-byte seed (test vectors).
 DOMAIN_KEY_DERIVATION = "safeguard:key-derivation:v1"
+#: Certificate request, signed by the key it asks to certify (proof of possession).
+DOMAIN_CERTIFICATE_REQUEST = "safeguard:certificate-request:v1"
 #: Revocation list issued by the partnership root.
 DOMAIN_REVOCATION_LIST = "application/vnd.safeguard.revocation-list.v1"
 #: Delivery receipt signed by a recipient.

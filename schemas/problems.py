@@ -31,6 +31,7 @@ __all__ = [
     "ExchangeError",
     "Expired",
     "Forbidden",
+    "InternalError",
     "InvalidEnvelope",
     "InvalidReceipt",
     "InvalidRequest",
@@ -40,6 +41,7 @@ __all__ = [
     "LawfulBasisRejected",
     "LocalError",
     "LogConsistencyError",
+    "MethodNotAllowed",
     "NotFound",
     "NotRecipient",
     "PayloadTooLarge",
@@ -341,6 +343,22 @@ class ServiceUnavailable(RemoteError):
     status = 503
     code = "service-unavailable"
     title = "Service unavailable"
+
+
+class MethodNotAllowed(RemoteError):
+    """The resource does not support this HTTP method."""
+
+    status = 405
+    code = "method-not-allowed"
+    title = "Method not allowed"
+
+
+class InternalError(RemoteError):
+    """The relay failed unexpectedly; nothing about the request is disclosed."""
+
+    status = 500
+    code = "internal-error"
+    title = "Internal server error"
 
 
 # -- local: key storage, configuration, audit ------------------------------------------------

@@ -10,18 +10,14 @@ from typing import Any
 
 from agency_client.cli._common import Context, add_common_options, emit
 from agency_client.home import AgencyConfig, AgencyHome, write_json_file
+from keys.certificate_request import CERTIFICATE_REQUEST_TYPE, make_certificate_request
 from keys.identity import AgencyIdentity
 from keys.keystore import save_identity
 from schemas.codes import PUBLIC_AUTHORITY_ORG_TYPES, OrgType
-from schemas.encoding import b64decode, b64encode, canonical_json, pae
+from schemas.encoding import b64decode
 from schemas.problems import ConfigurationError, InvalidEnvelope, KeyFileExists
-from schemas.timefmt import format_time
 
 __all__ = ["CERTIFICATE_REQUEST_TYPE", "certificate_request", "register", "run"]
-
-#: The ``type`` of a certificate request document.
-CERTIFICATE_REQUEST_TYPE = "safeguarding-exchange/certificate-request/v1"
-_PROOF_DOMAIN = "safeguard:certificate-request:v1"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -111,23 +107,17 @@ def certificate_request(
     identity: AgencyIdentity, config: AgencyConfig, *, created_at: datetime
 ) -> dict[str, Any]:
     """The request document: who we are and our public keys, signed with our own key."""
-    keys = identity.public_keys
-    body = {
-        "type": CERTIFICATE_REQUEST_TYPE,
-        "agency_id": config.agency_id,
-        "name": config.name,
-        "org_type": config.org_type,
-        "public_authority": config.public_authority,
-        "apd_in_place": config.apd_in_place,
-        "mailboxes": list(config.mailboxes),
-        "role": config.role,
-        "signing_key": b64encode(keys.signing),
-        "encryption_key": b64encode(keys.encryption),
-        "fingerprint": keys.fingerprint,
-        "created_at": format_time(created_at),
-    }
-    proof = identity.sign(pae(_PROOF_DOMAIN, canonical_json(body)))
-    return {**body, "proof": b64encode(proof)}
+    return make_certificate_request(
+        identity,
+        agency_id=config.agency_id,
+        name=config.name,
+        org_type=config.org_type,
+        public_authority=config.public_authority,
+        apd_in_place=config.apd_in_place,
+        mailboxes=config.mailboxes,
+        role=config.role,
+        created_at=created_at,
+    )
 
 
 def _root_key(args: argparse.Namespace) -> bytes:

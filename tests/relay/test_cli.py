@@ -160,3 +160,108 @@ def test_errors_are_one_line_without_traceback(
     assert "EXCHANGE_ROOT_PUBLIC_KEY" in err
 
     assert main(["no-such-command"]) == 2
+
+
+def test_certificate_request_proof_is_checked(
+    tmp_path: Path, env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A request whose keys were swapped after signing is refused in one line."""
+    from datetime import UTC, datetime
+
+    from keys.certificate_request import make_certificate_request
+
+    root_file = tmp_path / "root.key"
+    assert (
+        _run(capsys, "root", "init", "--out", str(root_file), env["pass"], "--kdf", "interactive")[
+            0
+        ]
+        == 0
+    )
+    school, impostor = AgencyIdentity.generate(), AgencyIdentity.generate()
+    request = make_certificate_request(
+        school,
+        agency_id="oakfield-primary",
+        name="Oakfield Primary School",
+        org_type="maintained_school",
+        public_authority=True,
+        apd_in_place=True,
+        mailboxes=["dsl"],
+        role="agency",
+        created_at=datetime(2026, 11, 24, tzinfo=UTC),
+    )
+    good = tmp_path / "request.json"
+    good.write_text(json.dumps(request))
+    code, out, err = _run(
+        capsys,
+        "cert",
+        "issue",
+        "--root-key",
+        str(root_file),
+        env["pass"],
+        "--request",
+        str(good),
+        "--out",
+        str(tmp_path / "cert.json"),
+    )
+    assert code == 0, err
+    issued = Certificate.from_json(json.loads((tmp_path / "cert.json").read_text()))
+    assert issued.body.public_keys == school.public_keys
+    assert issued.body.mailboxes == ("dsl",)
+
+    swapped = dict(request, signing_key=b64encode(impostor.public_keys.signing))
+    bad = tmp_path / "swapped.json"
+    bad.write_text(json.dumps(swapped))
+    code, _, err = _run(
+        capsys,
+        "cert",
+        "issue",
+        "--root-key",
+        str(root_file),
+        env["pass"],
+        "--request",
+        str(bad),
+        "--out",
+        str(tmp_path / "cert2.json"),
+    )
+    assert code != 0
+    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
+    assert not (tmp_path / "cert2.json").exists()
+
+
+def test_auditor_certificate_needs_no_mailbox(
+    tmp_path: Path, env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root_file = tmp_path / "root.key"
+    assert (
+        _run(capsys, "root", "init", "--out", str(root_file), env["pass"], "--kdf", "interactive")[
+            0
+        ]
+        == 0
+    )
+    auditor = AgencyIdentity.generate()
+    code, _, err = _run(
+        capsys,
+        "cert",
+        "issue",
+        "--root-key",
+        str(root_file),
+        env["pass"],
+        "--agency-id",
+        "northbridge-partnership-audit",
+        "--name",
+        "Partnership audit",
+        "--org-type",
+        "partnership_oversight",
+        "--role",
+        "auditor",
+        "--signing-key",
+        b64encode(auditor.public_keys.signing),
+        "--encryption-key",
+        b64encode(auditor.public_keys.encryption),
+        "--out",
+        str(tmp_path / "auditor.json"),
+    )
+    assert code == 0, err
+    cert = Certificate.from_json(json.loads((tmp_path / "auditor.json").read_text()))
+    assert cert.body.role == "auditor" and cert.body.mailboxes == ()

@@ -32,6 +32,7 @@ NOT_FROM_THE_RELAY = {
     "decryption-failed": "the relay never decrypts",
     "log-inconsistent": "raised by clients checking the relay's log (a later issue)",
     "exchange-error": "the abstract base type",
+    "internal-error": "no request should cause it; test_unexpected_error_is_a_bare_500 forces one",
 }
 
 
@@ -227,6 +228,12 @@ async def _forbidden(factory: Any) -> Reply:
 async def _not_found(factory: Any) -> Reply:
     async with factory() as scene:
         return await scene.agency("school").get("/v1/envelopes/" + "0" * 32)
+
+
+@trigger("method-not-allowed")
+async def _method_not_allowed(factory: Any) -> Reply:
+    async with factory() as scene:
+        return await scene.agency("school").send("DELETE", "/v1/directory")
 
 
 @trigger("duplicate-message-id")
