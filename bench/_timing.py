@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 
 def per_op_seconds(fn: Callable[[], object], *, repeats: int = 7, min_time: float = 0.2) -> float:
-    """Median over ``repeats`` runs of the mean time of one call (each run lasts >= ``min_time``)."""
+    """Median over ``repeats`` runs of the mean time of one call (each run >= ``min_time``)."""
     fn()  # warm up
     calls = 1
     while True:

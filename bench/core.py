@@ -28,7 +28,7 @@ MESSAGE_ID = "0" * 32
 
 
 def _referral_of_size(size: int, partnership: Partnership) -> dict[str, object]:
-    """Maya's referral grown to about ``size`` bytes of plaintext (an attachment for large sizes)."""
+    """Maya's referral grown to about ``size`` bytes (an attachment for large sizes)."""
     body = maya_referral(
         message_id=MESSAGE_ID,
         thread_id=MESSAGE_ID,
@@ -40,8 +40,11 @@ def _referral_of_size(size: int, partnership: Partnership) -> dict[str, object]:
     if padding > 8_000:
         raw = os.urandom(padding * 3 // 4)
         data["attachments"] = [
-            {"name": "chronology.pdf", "media_type": "application/pdf",
-             "content_base64": base64.b64encode(raw).decode()}
+            {
+                "name": "chronology.pdf",
+                "media_type": "application/pdf",
+                "content_base64": base64.b64encode(raw).decode(),
+            }
         ]
     else:
         data["concern_summary"] = str(data["concern_summary"]) + " x" * (padding // 2)
@@ -118,8 +121,12 @@ def main() -> None:
 
         seal_cost = per_op_seconds(do_seal, repeats=5)
         rows.append(
-            [f"seal referral {label}", fmt_us(seal_cost), f"sign+3 wraps+AEAD {fmt_us(primitives)}",
-             f"{seal_cost / primitives:.1f}"]
+            [
+                f"seal referral {label}",
+                fmt_us(seal_cost),
+                f"sign+3 wraps+AEAD {fmt_us(primitives)}",
+                f"{seal_cost / primitives:.1f}",
+            ]
         )
         open_cost = per_op_seconds(
             lambda e=envelope: open_envelope(
@@ -129,27 +136,43 @@ def main() -> None:
         )
         open_primitives = ed_verify + 2 * box_open + aead
         rows.append(
-            [f"open referral {label}", fmt_us(open_cost),
-             f"verify+2 unwraps+AEAD {fmt_us(open_primitives)}", f"{open_cost / open_primitives:.1f}"]
+            [
+                f"open referral {label}",
+                fmt_us(open_cost),
+                f"verify+2 unwraps+AEAD {fmt_us(open_primitives)}",
+                f"{open_cost / open_primitives:.1f}",
+            ]
         )
         verify_cost = per_op_seconds(
             lambda e=envelope: verify_header(e, directory, at=at), repeats=5
         )
         rows.append(
-            [f"verify_header {label}", fmt_us(verify_cost), f"Ed25519 verify {fmt_us(ed_verify)}",
-             f"{verify_cost / ed_verify:.1f}"]
+            [
+                f"verify_header {label}",
+                fmt_us(verify_cost),
+                f"Ed25519 verify {fmt_us(ed_verify)}",
+                f"{verify_cost / ed_verify:.1f}",
+            ]
         )
 
     request = PolicyRequest(
         kind="REFERRAL",
         sent_at=at,
         sender=PartyContext(org_type="maintained_school", public_authority=True, apd_in_place=True),
-        recipient=PartyContext(org_type="local_authority_childrens_services", public_authority=True),
+        recipient=PartyContext(
+            org_type="local_authority_childrens_services", public_authority=True
+        ),
         basis=basis.model_dump(mode="json", exclude_none=True),
     )
     policy_cost = per_op_seconds(lambda: evaluate(request))
-    rows.append(["policy evaluate (full tag)", fmt_us(policy_cost), f"Ed25519 verify {fmt_us(ed_verify)}",
-                 f"{policy_cost / ed_verify:.1f}"])
+    rows.append(
+        [
+            "policy evaluate (full tag)",
+            fmt_us(policy_cost),
+            f"Ed25519 verify {fmt_us(ed_verify)}",
+            f"{policy_cost / ed_verify:.1f}",
+        ]
+    )
 
     print(f"bench/core.py — {os.cpu_count()} cores, medians of repeated runs")
     print_table(["operation", "median", "baseline (same run)", "ratio"], rows)

@@ -191,7 +191,7 @@ def test_certificate_request_proof_is_checked(
     )
     good = tmp_path / "request.json"
     good.write_text(json.dumps(request))
-    code, out, err = _run(
+    code, _out, err = _run(
         capsys,
         "cert",
         "issue",
@@ -264,4 +264,5 @@ def test_auditor_certificate_needs_no_mailbox(
     )
     assert code == 0, err
     cert = Certificate.from_json(json.loads((tmp_path / "auditor.json").read_text()))
-    assert cert.body.role == "auditor" and cert.body.mailboxes == ()
+    assert cert.body.role == "auditor"
+    assert cert.body.mailboxes == ()
