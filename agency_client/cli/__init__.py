@@ -34,6 +34,7 @@ from agency_client.cli import (
     cmd_rfi,
     cmd_show,
     cmd_threads,
+    cmd_ui,
     cmd_watch,
 )
 from agency_client.cli._common import Context, add_common_options, settings_for
@@ -59,6 +60,7 @@ _COMMANDS = (
     cmd_receipts,
     cmd_outbox,
     cmd_audit,
+    cmd_ui,
 )
 
 

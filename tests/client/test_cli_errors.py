@@ -31,6 +31,8 @@ COMMANDS = [
     ["outbox", "flush"],
     ["outbox", "list"],
     ["audit"],
+    ["ui"],
+    ["ui", "add-user"],
 ]
 
 
