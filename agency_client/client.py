@@ -40,6 +40,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from agency_client import protocol
+from agency_client.audit_log import (
+    check_extends,
+    envelope_leaf_matches,
+    verify_envelope_inclusion,
+    verify_leaf_inclusion,
+)
 from agency_client.errors import CertificateMismatch, RelayUnreachable
 from agency_client.home import AgencyConfig, AgencyHome, read_json_file, write_json_file
 from agency_client.protocol import (
@@ -72,6 +78,7 @@ from keys.sealing import (
     seal,
     verify_signed_header,
 )
+from keys.transparency import SignedTreeHead, TreeHead, verify_tree_head
 from schemas.encoding import b64encode
 from schemas.envelope import SealedEnvelope
 from schemas.lawful_basis import BasisTag, Justification
@@ -85,6 +92,7 @@ from schemas.problems import (
     InvalidReceipt,
     InvalidRequest,
     InvalidTransition,
+    LogConsistencyError,
     NotFound,
     StaleRevocationList,
     UnknownAgency,
@@ -291,6 +299,9 @@ class AgencyClient:
         self._root = home.root_public_key()
         self._certificate: Certificate | None = None
         self._directory: Directory | None = None
+        # One flush at a time: concurrent sends must not submit the same queued
+        # message twice at once, nor overtake each other.
+        self._flush_lock = asyncio.Lock()
         relay_url = settings.relay_url or config.relay_url
         if not relay_url:
             raise ConfigurationError("no relay URL: pass --relay or set AGENCY_RELAY_URL")
@@ -587,43 +598,138 @@ class AgencyClient:
         )
 
     async def flush_outbox(self) -> list[FlushResult]:
-        """Submit every queued message, oldest first; stop at the first unreachable relay.
+        """Submit every queued message, oldest first; stop at the first one that must wait.
 
         A message the relay refuses for good (a problem other than unavailability) is
-        marked refused and reported; the rest carry on.
+        marked refused and reported; the rest carry on. A message that must wait (relay
+        unreachable, rate limited or unavailable, or a receipt that does not match) stops
+        the flush, so a later message never overtakes an earlier one. One flush runs at
+        a time per client.
         """
+        async with self._flush_lock:
+            return await self._flush_outbox()
+
+    async def _flush_outbox(self) -> list[FlushResult]:
         results: list[FlushResult] = []
         pending = await self.store.outbox()
         for index, entry in enumerate(pending):
+            waiting: ExchangeError | None = None
+            receipt: SubmitReceipt | None = None
             try:
                 receipt = await self.transport.call(
                     protocol.submit_envelope(entry.envelope), protocol.parse_submit_receipt
                 )
-            except RelayUnreachable as exc:
-                await self.store.mark_attempt_failed(entry.message_id, exc.code)
-                results.append(FlushResult(entry.message_id, None, exc, True))
+            except ExchangeError as exc:
+                if not isinstance(exc, RelayUnreachable) and (
+                    exc.status not in protocol.RETRYABLE_STATUSES
+                ):
+                    await self.store.drop_outgoing(entry.message_id, exc.code)
+                    results.append(FlushResult(entry.message_id, None, exc, False))
+                    continue
+                waiting = exc
+            envelope = SealedEnvelope.from_wire(entry.envelope)
+            if receipt is not None:
+                problem = self._check_submit_receipt(entry.message_id, envelope, receipt)
+                if problem is not None:
+                    waiting = InvalidReceipt(problem)
+            if waiting is not None:
+                await self.store.mark_attempt_failed(entry.message_id, waiting.code)
+                results.append(FlushResult(entry.message_id, receipt, waiting, True))
                 results.extend(
-                    FlushResult(rest.message_id, None, exc, True) for rest in pending[index + 1 :]
+                    FlushResult(rest.message_id, None, waiting, True)
+                    for rest in pending[index + 1 :]
                 )
                 break
-            except ExchangeError as exc:
-                if exc.status in protocol.RETRYABLE_STATUSES:
-                    await self.store.mark_attempt_failed(entry.message_id, exc.code)
-                    results.append(FlushResult(entry.message_id, None, exc, True))
-                    continue
-                await self.store.drop_outgoing(entry.message_id, exc.code)
-                results.append(FlushResult(entry.message_id, None, exc, False))
-                continue
-            envelope = SealedEnvelope.from_wire(entry.envelope)
-            problem = self._check_submit_receipt(entry.message_id, envelope, receipt)
-            if problem is not None:
-                error = InvalidReceipt(problem)
-                await self.store.mark_attempt_failed(entry.message_id, error.code)
-                results.append(FlushResult(entry.message_id, receipt, error, True))
-                continue
+            assert receipt is not None
             await self.store.mark_sent(entry.message_id, receipt.raw)
+            await self._check_receipt_log(envelope, receipt)
             results.append(FlushResult(entry.message_id, receipt, None, False))
         return results
+
+    # -- the transparency log ----------------------------------------------------------------
+
+    async def _check_receipt_log(self, envelope: SealedEnvelope, receipt: SubmitReceipt) -> None:
+        """Verify a submit receipt's inclusion proof and that its head extends the last one seen.
+
+        :raises LogConsistencyError: the proof does not match, or the log forked or was
+            rewritten (the alarm: nothing the relay says can make this go away).
+        """
+        if receipt.log is None or receipt.log.tree_head is None:
+            return  # a relay without a certified log key: nothing signed to check yet
+        directory = await self.directory()
+        try:
+            verify_envelope_inclusion(
+                receipt.log, envelope.header_bytes, envelope.signature, directory
+            )
+        except UnknownAgency:
+            directory = await self.refresh_directory()
+            verify_envelope_inclusion(
+                receipt.log, envelope.header_bytes, envelope.signature, directory
+            )
+        await self.observe_tree_head(receipt.log.tree_head)
+
+    async def observe_tree_head(self, signed: SignedTreeHead) -> TreeHead:
+        """Verify a signed tree head and check it is consistent with the newest one kept.
+
+        The first head seen is kept; a larger one is kept once the relay proves it extends
+        the kept one; a smaller or equal one must be part of it.
+
+        :raises LogConsistencyError: on a fork or a rewritten history.
+        """
+        directory = await self.directory()
+        try:
+            head = verify_tree_head(signed, directory)
+        except UnknownAgency:
+            head = verify_tree_head(signed, await self.refresh_directory())
+        kept = await self.store.tree_head(head.log)
+        if kept is None:
+            await self.store.save_tree_head(head.log, head.size, signed)
+            return head
+        old = verify_tree_head(kept, directory)
+        if old.size == head.size:
+            check_extends(old, head, ())
+            return head
+        first, second = sorted((old.size, head.size))
+        proof = await self.transport.call(
+            protocol.get_consistency_proof(first=first, second=second), protocol.parse_proof
+        )
+        check_extends(old, head, proof)
+        if head.size > old.size:
+            await self.store.save_tree_head(head.log, head.size, signed)
+        return head
+
+    async def check_log(self) -> TreeHead:
+        """Fetch the relay's newest tree head and check it extends the one kept."""
+        latest = await self.transport.call(protocol.get_log_head(), protocol.parse_log_head)
+        return await self.observe_tree_head(latest.signed)
+
+    async def _log_problems(self, message_id: str, envelope: SealedEnvelope) -> list[str]:
+        """Re-check a sent message in the relay's log now (its leaf, proved in the newest head)."""
+        problems: list[str] = []
+        try:
+            entries = await self.transport.call(
+                protocol.get_message_log(message_id), protocol.parse_message_log
+            )
+        except NotFound:
+            return problems  # a relay without a transparency log
+        except ExchangeError as exc:
+            return [f"the relay's log entries are unavailable ({exc.code})"]
+        if entries.tree_head is None:
+            return problems
+        head = await self.observe_tree_head(entries.tree_head.signed)
+        mine = [e for e in entries.entries if e.leaf_type == "envelope"]
+        if not mine or not envelope_leaf_matches(
+            mine[0].leaf, envelope.header_bytes, envelope.signature
+        ):
+            return ["the relay's log does not hold the header this agency signed"]
+        entry = mine[0]
+        try:
+            verify_leaf_inclusion(
+                entry.leaf, entry.index, entry.inclusion_proof or (), head, what="the log entry"
+            )
+        except LogConsistencyError as exc:
+            problems.append(str(exc))
+        return problems
 
     @staticmethod
     def _check_submit_receipt(
@@ -1007,6 +1113,17 @@ class AgencyClient:
                     problems.append("the stored submit receipt is unreadable")
             delivered: list[str] = []
             if entry.receipt is not None:
+                try:
+                    receipt_log = protocol.parse_receipt_log(entry.receipt.get("log"))
+                    if receipt_log is not None:
+                        verify_envelope_inclusion(
+                            receipt_log, envelope.header_bytes, envelope.signature, directory
+                        )
+                except LogConsistencyError as exc:
+                    problems.append(str(exc))
+                except ExchangeError as exc:
+                    problems.append(f"the receipt's log proof does not verify ({exc.code})")
+                problems.extend(await self._log_problems(entry.message_id, envelope))
                 try:
                     status = await self.transport.call(
                         protocol.get_status(entry.message_id), protocol.parse_status

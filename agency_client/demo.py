@@ -39,6 +39,8 @@ WORK = Path("demo-run")
 TEMPLATES = Path(__file__).parent / "templates"
 AGENCY_PASSPHRASE_VAR = "DEMO_AGENCY_PASSPHRASE"
 ROOT_PASSPHRASE_VAR = "DEMO_ROOT_PASSPHRASE"
+LOG_PASSPHRASE_VAR = "DEMO_LOG_KEY_PASSPHRASE"
+RELAY_ID = "northshire-relay"
 _WIDTH = 96
 
 
@@ -346,6 +348,7 @@ class Demo:
             {
                 AGENCY_PASSPHRASE_VAR: "demo passphrase - never use for real",
                 ROOT_PASSPHRASE_VAR: "demo root passphrase - never use for real",
+                LOG_PASSPHRASE_VAR: "demo log key passphrase - never use for real",
                 "AGENCY_KDF_LIMITS": "interactive",
                 "PYTHONUNBUFFERED": "1",
             }
@@ -442,12 +445,63 @@ class Demo:
         )
         return root
 
+    def relay_log_key(self, root: dict[str, Any]) -> Path:
+        """The relay's transparency log key: made, certified by the root, published."""
+        relay_dir = self.work / "relay"
+        relay_dir.mkdir()
+        admin = self.work / "admin"
+        key = self.admin(
+            "log-key",
+            "init",
+            "--out",
+            str(relay_dir / "log.key"),
+            "--relay-id",
+            RELAY_ID,
+            "--passphrase-env",
+            LOG_PASSPHRASE_VAR,
+            "--kdf",
+            "interactive",
+        )
+        issued = self.admin(
+            "cert",
+            "issue",
+            "--root-key",
+            str(admin / "root.key"),
+            "--passphrase-env",
+            ROOT_PASSPHRASE_VAR,
+            "--request",
+            key["request_file"],
+            "--out",
+            str(admin / "relay-log-certificate.json"),
+        )
+        _check(
+            issued["fingerprint"] == key["fingerprint"],
+            "the relay's log certificate is not for the key the relay generated",
+        )
+        added = self.admin(
+            "directory",
+            "add",
+            str(admin / "relay-log-certificate.json"),
+            "--database-url",
+            f"sqlite+aiosqlite:///{relay_dir / 'relay.db'}",
+            "--root-public-key",
+            root["public_key"],
+        )
+        _check(added["certificates_added"] == 1, "the relay's log certificate was not published")
+        self.n.say(
+            f"The relay's transparency log key (fingerprint {key['fingerprint']}) was generated "
+            "on the relay machine; the administrator checked its certificate request and "
+            "certified it with the root (role 'relay'). The relay signs its tree heads with it, "
+            "so anyone holding the root can check them."
+        )
+        return relay_dir / "log.key"
+
     def start_relay(self, root: dict[str, Any]) -> None:
         """Start ``exchange serve`` on a free loopback port and wait until it is healthy."""
         self.n.step("The relay", "starts on this machine (embedded SQLite database)")
+        log_key = self.relay_log_key(root)
         port = _free_port()
         relay_dir = self.work / "relay"
-        relay_dir.mkdir()
         env = dict(self.env)
         env.update(
             {
@@ -456,7 +510,9 @@ class Demo:
                 "EXCHANGE_HOST": "127.0.0.1",
                 "EXCHANGE_PORT": str(port),
                 "EXCHANGE_LOG_FORMAT": "text",
-                "EXCHANGE_RELAY_ID": "northshire-relay",
+                "EXCHANGE_RELAY_ID": RELAY_ID,
+                "EXCHANGE_LOG_KEY_FILE": str(log_key),
+                "EXCHANGE_LOG_KEY_PASSPHRASE": self.env[LOG_PASSPHRASE_VAR],
             }
         )
         log = (relay_dir / "relay.log").open("wb")
@@ -547,10 +603,14 @@ class Demo:
         """The school fetches and verifies the directory."""
         self.n.step(WHO["school"], "looks up the front door in the directory")
         data = self.agency("school", "--json", "directory").json()
-        ids = {a["agency_id"]: a for a in data["agencies"]}
+        ids = {a["agency_id"]: a for a in data["agencies"] if a["role"] != "relay"}
         _check(
             set(ids) == {s["agency_id"] for s in AGENCIES.values()},
             "the directory does not list the four agencies",
+        )
+        _check(
+            any(a["role"] == "relay" for a in data["agencies"]),
+            "the directory does not hold the relay's log certificate",
         )
         mash = ids["northshire-mash"]
         self.n.say(
@@ -631,9 +691,17 @@ class Demo:
             "for the front door, its justification sealed to the auditor, the header signed."
         )
         self.n.relay_saw(sent)
+        log = sent["receipt"].get("log") or {}
+        _check(
+            "tree_head" in log and "inclusion_proof" in log,
+            "the relay's receipt carries no inclusion proof in a signed tree head",
+        )
         self.n.say(
-            f"Accepted by the relay as log entry {sent['receipt']['sequence']} "
-            f"(thread {sent['thread_id']})."
+            f"Accepted by the relay as event {sent['receipt']['sequence']} (thread "
+            f"{sent['thread_id']}). Its receipt puts the header at leaf {log['leaf_index']} of "
+            "the relay's transparency log, with an inclusion proof against a tree head signed "
+            "by the relay's certified log key: the school checked both, and keeps the tree "
+            "head to check that every later one extends it."
         )
         return str(sent["thread_id"])
 
@@ -821,15 +889,28 @@ class Demo:
             "the school's receipts do not verify",
         )
         self.n.say(
-            "The relay's receipt names exactly the header the school signed, and the "
-            "front door's signed delivery receipt verifies against its certificate. "
-            "(The forced referral of step 6 is on record as refused, never delivered.)"
+            "The relay's receipt names exactly the header the school signed, its log entry is "
+            "still proved in the relay's newest signed tree head (which extends the one the "
+            "school kept), and the front door's signed delivery receipt verifies against its "
+            "certificate. (The forced referral of step 6 is on record as refused, never "
+            "delivered.)"
         )
 
     def auditor_checks(self) -> None:
-        """The auditor checks every header's signature and basis without content."""
-        self.n.step(WHO["auditor"], "checks every share without reading content")
-        data = self.agency("auditor", "--json", "audit").json()
+        """The auditor verifies the log, every share's basis and justification, and timeliness."""
+        self.n.step(WHO["auditor"], "verifies the log and every share without reading content")
+        reports = self.work / "audit"
+        reports.mkdir()
+        data = self.agency(
+            "auditor",
+            "--json",
+            "audit",
+            "verify",
+            "--report-json",
+            str(reports / "report.json"),
+            "--report-html",
+            str(reports / "report.html"),
+        ).json()
         entries = data["entries"]
         kinds = [e["kind"] for e in entries]
         _check(
@@ -841,13 +922,22 @@ class Demo:
                 "RESPONSE_TO_RFI",
                 "DECISION_FEEDBACK",
             ],
-            f"the audit log does not hold the five shares (found {kinds})",
+            f"the log does not hold the five shares (found {kinds})",
         )
+        log = data["log"]
+        _check(data["ok"] and not data["failures"], f"the audit failed: {data['failures']}")
+        _check(log["root_verified"], "the auditor could not rebuild the signed tree heads")
         _check(
-            data["failed"] == 0 and all(e["signature_ok"] for e in entries),
-            "a share failed the audit",
+            all(e["signature_ok"] and e["justification_read"] for e in entries),
+            "the auditor could not verify every signature and read every justification",
         )
-        read = sum(1 for e in entries if e["justification_read"])
+        self.n.say(
+            f"The relay's log: {log['tree_heads_verified']} signed tree heads verified against "
+            f"the relay's certified log key, {log['consistency_proofs_checked']} consistency "
+            f"proofs checked, and the tree rebuilt from its {log['leaves']} leaves "
+            f"({', '.join(f'{n} {t}' for t, n in log['by_type'].items())}) reproduces every "
+            "signed root: nothing was removed, reordered or rewritten."
+        )
         for e in entries:
             basis = e["basis_codes"]
             codes = " ".join(
@@ -856,27 +946,55 @@ class Demo:
                 if (v := basis.get(k))
             )
             self.n.say(
-                f"#{e['sequence']} {e['kind']} {e['sender']} -> {', '.join(e['recipients'])}: "
-                f"signature verified; basis {codes}; rules over the codes: "
-                f"{e['codes_verdict']}"
-                + (
-                    f"; with the sealed justification: {e['full_verdict']}"
-                    if e["justification_read"]
-                    else ""
-                ),
+                f"#{e['leaf_index']} {e['kind']} {e['sender']} -> {', '.join(e['recipients'])}: "
+                f"signature verified (certificate valid when sent); basis {codes}; rules over "
+                f"the codes: {e['codes_verdict']}; justification read, present and matching "
+                f"the header's commitment ({len(e.get('justification_fields', []))} field(s)); "
+                f"rules with it: {e['full_verdict']}",
                 indent=4,
             )
-        if read:
+        rejected = data["rejections"]
+        self.n.say(
+            f"The refusal of step 6 is in the log too: {rejected['total']} submission(s) "
+            f"refused, by rule {', '.join(f'{r} ({n})' for r, n in rejected['by_rule'].items())}."
+        )
+        timeliness = data["timeliness"]
+        for thread in timeliness["thread_list"]:
+            days = thread["working_days"]
+            if thread["type"] != "REFERRAL":
+                self.n.say(
+                    f"{thread['opened_by']} to {thread['mailbox']}: {thread['state']} (only the "
+                    "delivery clock runs on a request; its due time is inside the encrypted "
+                    "body).",
+                    indent=4,
+                )
+                continue
             self.n.say(
-                f"The auditor opened {read} justification(s) sealed to it and re-ran "
-                "the full rules; it never fetched a message body."
+                f"{thread['opened_by']} to {thread['mailbox']}: {thread['state']}; acknowledged "
+                f"after {days['acknowledgement']} working day(s), decided after "
+                f"{days['decision']}, feedback {days['feedback']} working day(s) after the "
+                f"referral (limits {timeliness['limits_working_days']['acknowledgement']}/"
+                f"{timeliness['limits_working_days']['decision']}/"
+                f"{timeliness['limits_working_days']['feedback']}); "
+                f"{'OVERDUE' if thread['overdue'] else 'nothing overdue'}.",
+                indent=4,
             )
-        else:
-            self.n.say(
-                "This relay does not pass the sealed justifications to the auditor "
-                "(the header feed carries no seals), so only the codes were checked; "
-                "no message body was fetched."
-            )
+        _check(timeliness["overdue"] == 0, "a thread is overdue")
+        bundle = reports / "period.bundle.json"
+        self.agency("auditor", "--json", "audit", "export", "--out", str(bundle))
+        offline = self.agency(
+            "auditor", "--json", "audit", "verify", "--bundle", str(bundle)
+        ).json()
+        _check(
+            offline["ok"] and offline["messages"]["justifications_read"] == len(entries),
+            "the exported bundle does not verify offline",
+        )
+        self.n.say(
+            f"All {len(entries)} justifications sealed to the auditor were read and checked, "
+            "and no message body was ever fetched. The reports are in "
+            f"{reports}/report.json and report.html; the signed bundle {bundle.name} verifies "
+            "again offline, against the partnership root alone."
+        )
 
 
 def main(argv: Sequence[str] | None = None, *, out: IO[str] | None = None) -> int:

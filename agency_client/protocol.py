@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 from keys.receipts import DeliveryReceipt
+from keys.transparency import SignedTreeHead
 from schemas.encoding import b64decode
 from schemas.envelope import MESSAGE_ID_PATTERN, SealedEnvelope
 from schemas.problems import (
@@ -59,8 +60,13 @@ __all__ = [
     "HeaderRecord",
     "InboxItem",
     "InboxPage",
+    "LogEntry",
+    "LogHead",
+    "LogLeaves",
+    "MessageLog",
     "NoticeItem",
     "ProtocolViolation",
+    "ReceiptLog",
     "Request",
     "Response",
     "SSEDecoder",
@@ -281,6 +287,53 @@ def get_audit_headers(*, since: int | None = None, limit: int | None = None) -> 
     return Request("GET", "/v1/audit/headers", query=_query({"since": since, "limit": limit}))
 
 
+def get_log_head() -> Request:
+    """``GET /v1/log/head``: the newest signed tree head."""
+    return Request("GET", "/v1/log/head")
+
+
+def get_tree_heads(
+    *,
+    since: int | None = None,
+    limit: int | None = None,
+    not_before: str | None = None,
+    not_after: str | None = None,
+) -> Request:
+    """``GET /v1/log/heads``: signed tree heads larger than size ``since``, oldest first."""
+    return Request(
+        "GET",
+        "/v1/log/heads",
+        query=_query({"since": since, "limit": limit, "from": not_before, "to": not_after}),
+    )
+
+
+def get_log_leaves(*, start: int, limit: int | None = None) -> Request:
+    """``GET /v1/log/leaves``: leaves from index ``start``."""
+    return Request("GET", "/v1/log/leaves", query=_query({"start": start, "limit": limit}))
+
+
+def get_inclusion_proof(*, index: int, size: int) -> Request:
+    """``GET /v1/log/proof/inclusion``: PATH(index, D[size])."""
+    return Request("GET", "/v1/log/proof/inclusion", query=_query({"index": index, "size": size}))
+
+
+def get_consistency_proof(*, first: int, second: int) -> Request:
+    """``GET /v1/log/proof/consistency``: PROOF(first, D[second])."""
+    return Request(
+        "GET", "/v1/log/proof/consistency", query=_query({"first": first, "second": second})
+    )
+
+
+def get_log_frontier(*, size: int) -> Request:
+    """``GET /v1/log/frontier``: the perfect subtrees that decompose ``[0, size)``."""
+    return Request("GET", "/v1/log/frontier", query=_query({"size": size}))
+
+
+def get_message_log(message_id: str) -> Request:
+    """``GET /v1/envelopes/{id}/log``: a message's log entries with inclusion proofs."""
+    return Request("GET", _message_path(message_id, "/log"))
+
+
 # -- parsing ---------------------------------------------------------------------------------
 
 
@@ -365,6 +418,41 @@ class SubmitReceipt:
     relay: str | None
     duplicate: bool
     raw: dict[str, Any] = field(repr=False, compare=False)
+    log: ReceiptLog | None = None
+    """Where the relay logged the header, with its inclusion proof (None from older relays)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptLog:
+    """The ``log`` part of a submit receipt: leaf index and bytes, tree head, inclusion proof."""
+
+    leaf_index: int
+    leaf: bytes
+    tree_head: SignedTreeHead | None
+    inclusion_proof: tuple[bytes, ...]
+
+
+def _proof(value: object, name: str) -> tuple[bytes, ...]:
+    if not isinstance(value, list):
+        raise ProtocolViolation(f"{name} must be a list")
+    return tuple(b64decode(_str(item, name), field=name) for item in value)
+
+
+def parse_receipt_log(value: object) -> ReceiptLog | None:
+    """Parse a receipt's ``log`` part strictly (None when there is none)."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ProtocolViolation("the receipt's log part must be an object")
+    head = value.get("tree_head")
+    return ReceiptLog(
+        leaf_index=_int(value.get("leaf_index"), "leaf_index"),
+        leaf=b64decode(_str(value.get("leaf"), "leaf"), field="leaf"),
+        tree_head=None if head is None else SignedTreeHead.from_json(head),
+        inclusion_proof=(
+            _proof(value.get("inclusion_proof"), "inclusion_proof") if head is not None else ()
+        ),
+    )
 
 
 def parse_submit_receipt(response: Response) -> SubmitReceipt:
@@ -378,6 +466,7 @@ def parse_submit_receipt(response: Response) -> SubmitReceipt:
         relay=_opt_str(data.get("relay")),
         duplicate=bool(data.get("duplicate", response.status == 200)),
         raw=data,
+        log=parse_receipt_log(data.get("log")),
     )
 
 
@@ -640,6 +729,130 @@ def parse_audit_page(response: Response) -> AuditPage:
     if not isinstance(next_since, int) or isinstance(next_since, bool):
         next_since = max((item.sequence for item in parsed), default=None)
     return AuditPage(items=parsed, next_since=next_since)
+
+
+@dataclass(frozen=True, slots=True)
+class LogHead:
+    """A signed tree head as served (the signed bytes decide; the rest is a readable copy)."""
+
+    signed: SignedTreeHead
+    size: int
+
+
+def _log_head(value: object) -> LogHead:
+    if not isinstance(value, Mapping):
+        raise ProtocolViolation("a tree head must be an object")
+    return LogHead(
+        signed=SignedTreeHead.from_json(value.get("tree_head")),
+        size=_int(value.get("size"), "size"),
+    )
+
+
+def parse_log_head(response: Response) -> LogHead:
+    """Parse ``GET /v1/log/head`` (not yet verified: see ``keys.transparency``)."""
+    return _log_head(json_object(response))
+
+
+def parse_tree_heads(response: Response) -> tuple[tuple[LogHead, ...], int]:
+    """Parse ``GET /v1/log/heads``: the heads and the ``next_since`` size."""
+    data = json_object(response)
+    items = data.get("items")
+    if not isinstance(items, list):
+        raise ProtocolViolation("tree heads must be a list")
+    return tuple(_log_head(item) for item in items), _int(data.get("next_since"), "next_since")
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One leaf: its index, type and exact bytes, and an inclusion proof when one was sent."""
+
+    index: int
+    leaf_type: str
+    leaf: bytes
+    inclusion_proof: tuple[bytes, ...] | None = None
+
+
+def _log_entry(value: object) -> LogEntry:
+    if not isinstance(value, Mapping):
+        raise ProtocolViolation("a log entry must be an object")
+    proof = value.get("inclusion_proof")
+    return LogEntry(
+        index=_int(value.get("index"), "index"),
+        leaf_type=_str(value.get("type"), "type"),
+        leaf=b64decode(_str(value.get("leaf"), "leaf"), field="leaf"),
+        inclusion_proof=None if proof is None else _proof(proof, "inclusion_proof"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LogLeaves:
+    """A page of leaves: ``[start, end)`` of a log of ``size`` leaves (gaps: not visible)."""
+
+    size: int
+    start: int
+    end: int
+    items: tuple[LogEntry, ...]
+
+
+def parse_log_leaves(response: Response) -> LogLeaves:
+    """Parse ``GET /v1/log/leaves``."""
+    data = json_object(response)
+    items = data.get("items")
+    if not isinstance(items, list):
+        raise ProtocolViolation("leaves must be a list")
+    return LogLeaves(
+        size=_int(data.get("size"), "size"),
+        start=_int(data.get("start"), "start"),
+        end=_int(data.get("end"), "end"),
+        items=tuple(_log_entry(item) for item in items),
+    )
+
+
+def parse_proof(response: Response) -> tuple[bytes, ...]:
+    """Parse an inclusion or consistency proof answer (its ``proof`` list)."""
+    return _proof(json_object(response).get("proof"), "proof")
+
+
+def parse_frontier(response: Response) -> tuple[tuple[int, int, bytes], ...]:
+    """Parse ``GET /v1/log/frontier``: ``(level, index, hash)`` triples, left first."""
+    nodes = json_object(response).get("nodes")
+    if not isinstance(nodes, list):
+        raise ProtocolViolation("frontier nodes must be a list")
+    result = []
+    for node in nodes:
+        if not isinstance(node, Mapping):
+            raise ProtocolViolation("a frontier node must be an object")
+        result.append(
+            (
+                _int(node.get("level"), "level"),
+                _int(node.get("index"), "index"),
+                b64decode(_str(node.get("hash"), "hash"), field="hash"),
+            )
+        )
+    return tuple(result)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageLog:
+    """A message's log entries, each proved against ``tree_head`` (when there is one)."""
+
+    message_id: str
+    tree_head: LogHead | None
+    entries: tuple[LogEntry, ...]
+
+
+def parse_message_log(response: Response) -> MessageLog:
+    """Parse ``GET /v1/envelopes/{id}/log``."""
+    data = json_object(response)
+    entries = data.get("entries")
+    if not isinstance(entries, list):
+        raise ProtocolViolation("log entries must be a list")
+    head = data.get("tree_head")
+    return MessageLog(
+        message_id=_str(data.get("message_id"), "message_id"),
+        tree_head=None if head is None else _log_head(head),
+        entries=tuple(_log_entry(entry) for entry in entries),
+    )
 
 
 def parse_nothing(response: Response) -> None:

@@ -45,6 +45,7 @@ from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from keys.identity import AgencyIdentity
+from keys.transparency import SignedTreeHead
 from schemas.encoding import canonical_json, pae
 from schemas.problems import DecryptionFailed, KeystoreError
 from schemas.timefmt import format_time, parse_time
@@ -177,6 +178,18 @@ class CursorRow(_ClientModel, table=True):
 
     name: str = Field(primary_key=True)
     value: int
+
+
+class TreeHeadRow(_ClientModel, table=True):
+    """The newest verified signed tree head of each relay log this agency has seen."""
+
+    __tablename__ = "tree_heads"
+
+    log: str = Field(primary_key=True)
+    size: int
+    head: bytes
+    signature: bytes
+    seen_at: str
 
 
 class ChainRow(_ClientModel, table=True):
@@ -664,6 +677,33 @@ class LocalStore:
             elif value > row.value:
                 row.value = value
                 session.add(row)
+            await session.commit()
+
+    # -- transparency log --------------------------------------------------------------------
+
+    async def tree_head(self, log: str) -> SignedTreeHead | None:
+        """The newest verified tree head kept for relay log ``log``."""
+        async with self._session() as session:
+            row = await session.get(TreeHeadRow, log)
+            if row is None:
+                return None
+            return SignedTreeHead(head_bytes=row.head, signature=row.signature)
+
+    async def save_tree_head(self, log: str, size: int, signed: SignedTreeHead) -> None:
+        """Keep ``signed`` as the newest head of ``log`` (the caller checked it extends)."""
+        async with self._session() as session:
+            row = await session.get(TreeHeadRow, log)
+            if row is None:
+                row = TreeHeadRow(
+                    log=log, size=size, head=b"", signature=b"", seen_at=format_time(_now())
+                )
+            elif size < row.size:
+                return
+            row.size = size
+            row.head = signed.head_bytes
+            row.signature = signed.signature
+            row.seen_at = format_time(_now())
+            session.add(row)
             await session.commit()
 
     # -- local hash chain --------------------------------------------------------------------

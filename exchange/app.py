@@ -3,13 +3,16 @@
 Everything the app needs lives under typed keys (``exchange.appkeys``). The
 database engine, the single writer, the store, the directory and the service
 are created in one cleanup context and disposed of in reverse order; the
-background sweeper runs in a second one.
+background sweeper runs in a second one. The push notifier (in-process, or
+PostgreSQL ``LISTEN/NOTIFY`` when several relay processes share one database)
+starts first and stops last.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -29,12 +32,13 @@ from exchange.appkeys import (
     WRITER,
 )
 from exchange.auth import Authenticator, Clock
-from exchange.database import head_revision, open_database
+from exchange.database import PoolOptions, asyncpg_connect_kwargs, head_revision, open_database
 from exchange.directory_cache import DirectoryCache
 from exchange.limits import InFlight, TokenBucketLimiter
+from exchange.log import TransparencyLog
 from exchange.metrics import RelayMetrics
 from exchange.middleware import auth_middleware, problem_middleware
-from exchange.push import LocalNotifier, Notifier
+from exchange.push import LocalNotifier, Notifier, PostgresNotifier
 from exchange.retention import sweeper_context
 from exchange.routes import public_route_names, setup_routes
 from exchange.service import RelayService
@@ -43,7 +47,7 @@ from exchange.store import RelayStore, Writer
 from exchange.threads import ThreadTracker
 from schemas.problems import ConfigurationError
 
-__all__ = ["create_app", "utc_now"]
+__all__ = ["create_app", "make_notifier", "pool_options", "utc_now"]
 
 logger = logging.getLogger("exchange.app")
 
@@ -53,11 +57,62 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def pool_options(settings: Settings) -> PoolOptions:
+    """The connection pool and timeouts ``settings`` ask for (PostgreSQL)."""
+    return PoolOptions(
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+        pool_timeout=settings.database_pool_timeout.total_seconds(),
+        pool_recycle=settings.database_pool_recycle.total_seconds(),
+        pre_ping=settings.database_pool_pre_ping,
+        connect_timeout=settings.database_connect_timeout.total_seconds(),
+        statement_timeout=settings.database_statement_timeout.total_seconds(),
+        command_timeout=settings.database_command_timeout.total_seconds(),
+        retry_after=settings.database_retry_after,
+        application_name=f"exchange {settings.relay_id}",
+    )
+
+
+def make_notifier(settings: Settings) -> Notifier:
+    """In-process wake-ups, or PostgreSQL ``LISTEN/NOTIFY`` across relay processes."""
+    if not settings.uses_postgres_notifier:
+        return LocalNotifier()
+    try:
+        import asyncpg
+    except ImportError:  # pragma: no cover - the postgres extra is missing
+        raise ConfigurationError(
+            "PostgreSQL needs the postgres extra: pip install 'safeguarding-exchange[postgres]'"
+        ) from None
+    options = replace(pool_options(settings), application_name=f"exchange {settings.relay_id} push")
+    kwargs = asyncpg_connect_kwargs(settings.database_url, options)
+
+    async def connect() -> object:
+        return await asyncpg.connect(**kwargs)
+
+    return PostgresNotifier(
+        connect,
+        reconnect_interval=settings.push_reconnect_interval.total_seconds(),
+        check_interval=settings.push_heartbeat.total_seconds(),
+        command_timeout=settings.database_command_timeout.total_seconds(),
+    )
+
+
+async def notifier_context(app: web.Application) -> AsyncIterator[None]:
+    """Run the push notifier's background work for the app's lifetime."""
+    notifier = app[NOTIFIER]
+    await notifier.start()
+    try:
+        yield
+    finally:
+        await notifier.stop()
+
+
 async def database_context(app: web.Application) -> AsyncIterator[None]:
     """Engine, migrations, writer, store, directory and service for the app's lifetime."""
     settings = app[SETTINGS]
-    database = open_database(settings.database_url)
+    database = open_database(settings.database_url, pool_options(settings))
     writer: Writer | None = None
+    log: TransparencyLog | None = None
     try:
         if settings.migrate_on_start:
             await database.migrate()
@@ -68,6 +123,9 @@ async def database_context(app: web.Application) -> AsyncIterator[None]:
         store = RelayStore(database, writer)
         directory = DirectoryCache(settings.root_public_key, store)
         await directory.load()
+        log = TransparencyLog(settings=settings, store=store, directory=directory, clock=app[CLOCK])
+        await log.load_key()
+        log.start()
         service = RelayService(
             settings=settings,
             store=store,
@@ -76,6 +134,7 @@ async def database_context(app: web.Application) -> AsyncIterator[None]:
             clock=app[CLOCK],
             metrics=app[METRICS],
             tracker=ThreadTracker(settings),
+            log=log,
         )
         app[DATABASE] = database
         app[WRITER] = writer
@@ -93,6 +152,8 @@ async def database_context(app: web.Application) -> AsyncIterator[None]:
         )
         yield
     finally:
+        if log is not None:
+            await log.stop()
         if writer is not None:
             await writer.stop()
         await database.dispose()
@@ -113,11 +174,14 @@ def create_app(
     app[SETTINGS] = settings
     app[CLOCK] = clock or utc_now
     app[METRICS] = RelayMetrics()
-    app[NOTIFIER] = notifier or LocalNotifier()
+    app[NOTIFIER] = notifier or make_notifier(settings)
     app[LIMITER] = TokenBucketLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
-    app[IN_FLIGHT] = InFlight(settings.max_concurrent_requests)
+    app[IN_FLIGHT] = InFlight(
+        settings.max_concurrent_requests, settings.max_concurrent_requests_per_agency
+    )
     app[PUBLIC_ROUTES] = public_route_names()
     setup_routes(app)
+    app.cleanup_ctx.append(notifier_context)
     app.cleanup_ctx.append(database_context)
     app.cleanup_ctx.append(sweeper_context)
     app.on_shutdown.append(_close_streams)

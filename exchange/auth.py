@@ -14,7 +14,11 @@ from datetime import datetime, timedelta
 from exchange.directory_cache import DirectoryCache
 from exchange.store import RelayStore
 from keys.certificates import CertificateBody
-from keys.http_signatures import SignedRequestInfo, verify_request
+from keys.http_signatures import (
+    SignedRequestInfo,
+    check_content_digest,
+    verify_request_signature,
+)
 from schemas.problems import Forbidden, ReplayedRequest
 
 __all__ = ["Authenticator", "Caller", "Clock"]
@@ -53,6 +57,20 @@ class Authenticator:
         self, *, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes
     ) -> tuple[Caller, SignedRequestInfo]:
         """Check the signature, the signer's certificate (valid, not revoked) and the digest."""
+        caller, info, digest_field = self.verify_headers(
+            method=method, path=path, query=query, headers=headers
+        )
+        check_content_digest(digest_field, body)
+        return caller, info
+
+    def verify_headers(
+        self, *, method: str, path: str, query: str, headers: Mapping[str, str]
+    ) -> tuple[Caller, SignedRequestInfo, str]:
+        """Check the signature and the signer's certificate before any body is read.
+
+        Returns the caller, the signature details and the signed ``Content-Digest``
+        field, which the body must then match (:func:`check_content_digest`).
+        """
         now = self._clock()
         directory = self._directory.directory
         found: list[CertificateBody] = []
@@ -62,12 +80,11 @@ class Authenticator:
             found.append(certificate)
             return certificate.signing_key
 
-        info = verify_request(
+        info, digest_field = verify_request_signature(
             method=method,
             path=path,
             query=query,
             headers=headers,
-            body=body,
             resolve_key=resolve,
             now=now,
             max_skew=self._skew,
@@ -81,7 +98,7 @@ class Authenticator:
             role=certificate.role,
             mailboxes=tuple(certificate.mailboxes),
         )
-        return caller, info
+        return caller, info, digest_field
 
     async def check_replay(self, info: SignedRequestInfo) -> None:
         """Refuse a nonce already seen for this key (kept until it is outside the skew)."""

@@ -11,6 +11,7 @@
                          [--reason R] --out rl.json
     exchange revocations publish rl.json [--database-url URL]
     exchange directory add cert.json [cert2.json ...] [--database-url URL]
+    exchange log-key init --out relay-log.key [--relay-id ID] [--passphrase-env NAME | ...]
 
 One error dispatch: any failure prints one line to standard error and exits
 non-zero (1 for a refused operation, 2 for bad usage); ``--verbose`` re-raises
@@ -280,6 +281,30 @@ def cmd_revocations_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_log_key_init(args: argparse.Namespace) -> int:
+    """Create the relay's transparency log key and its certificate request."""
+    from exchange.log import create_log_key, log_key_request_path
+
+    out = Path(args.out)
+    relay_id = args.relay_id or Settings.from_env(os.environ).relay_id
+    identity, _ = create_log_key(
+        out, _passphrase(args, confirm=True), relay_id=relay_id, at=_now(), limits=args.kdf
+    )
+    _print(
+        {
+            "log_key_file": str(out),
+            "request_file": str(log_key_request_path(out)),
+            "relay_id": relay_id,
+            "fingerprint": identity.public_keys.fingerprint,
+            "next": (
+                "exchange cert issue --role relay --request "
+                f"{log_key_request_path(out)} --root-key ... --out relay-log-cert.json"
+            ),
+        }
+    )
+    return 0
+
+
 def cmd_directory_add(args: argparse.Namespace) -> int:
     """Store certificates in the relay's database."""
     settings = _settings(args, os.environ)
@@ -387,6 +412,22 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("files", nargs="+")
     _database_options(add)
     add.set_defaults(func=cmd_directory_add)
+
+    log_key = commands.add_parser("log-key", help="the relay's transparency log key")
+    log_commands = log_key.add_subparsers(dest="log_key_command", required=True, metavar="ACTION")
+    log_init = log_commands.add_parser(
+        "init", help="create the log key file and a certificate request for the administrator"
+    )
+    log_init.add_argument("--out", required=True, help="key file to create (mode 0600)")
+    log_init.add_argument("--relay-id", help="the relay's id (default: $EXCHANGE_RELAY_ID)")
+    log_init.add_argument(
+        "--kdf",
+        choices=["moderate", "sensitive", "interactive"],
+        default="moderate",
+        help="Argon2id cost (interactive is for tests only)",
+    )
+    _passphrase_options(log_init)
+    log_init.set_defaults(func=cmd_log_key_init)
     return parser
 
 

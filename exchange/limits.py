@@ -60,11 +60,17 @@ class TokenBucketLimiter:
 
 
 class InFlight:
-    """Counts requests being handled, to refuse work beyond a cap (503, not a queue)."""
+    """Counts requests being handled, to refuse work beyond a cap (503, not a queue).
 
-    def __init__(self, limit: int) -> None:
+    Also per key (agency), so that one agency cannot take every slot with slow requests:
+    beyond ``per_key`` at once it is refused (429) while the others are still served.
+    """
+
+    def __init__(self, limit: int, per_key: int | None = None) -> None:
         self.limit = limit
         self.current = 0
+        self.per_key = per_key
+        self._by_key: dict[str, int] = {}
 
     def enter(self) -> bool:
         """Count one more request; False (and not counted) when at the cap."""
@@ -76,3 +82,19 @@ class InFlight:
     def leave(self) -> None:
         """Count one request fewer."""
         self.current -= 1
+
+    def enter_key(self, key: str) -> bool:
+        """Count one more request of ``key``; False (and not counted) when it is at its cap."""
+        count = self._by_key.get(key, 0)
+        if self.per_key is not None and count >= self.per_key:
+            return False
+        self._by_key[key] = count + 1
+        return True
+
+    def leave_key(self, key: str) -> None:
+        """Count one request of ``key`` fewer."""
+        count = self._by_key.get(key, 0) - 1
+        if count > 0:
+            self._by_key[key] = count
+        else:
+            self._by_key.pop(key, None)

@@ -29,6 +29,7 @@ from exchange.appkeys import (
     SETTINGS,
 )
 from exchange.limits import TokenBucketLimiter
+from keys.http_signatures import check_content_digest
 from schemas.problems import (
     PROBLEM_CONTENT_TYPE,
     ExchangeError,
@@ -38,6 +39,7 @@ from schemas.problems import (
     NotFound,
     PayloadTooLarge,
     RateLimited,
+    RequestTimeout,
     ServiceUnavailable,
 )
 
@@ -46,6 +48,9 @@ __all__ = ["auth_middleware", "problem_middleware", "problem_response"]
 logger = logging.getLogger("exchange.http")
 
 _STREAMING_ROUTES = frozenset({"get_events"})
+#: Not counted against the in-flight cap: push streams (capped separately) and the cheap
+#: liveness and metrics probes, which must answer even when the relay is at its cap.
+_UNCAPPED_ROUTES = _STREAMING_ROUTES | {"health", "metrics"}
 
 
 def _respond(
@@ -62,7 +67,10 @@ def problem_response(exc: ExchangeError, request: web.Request) -> web.Response:
     retry = exc.extensions.get("retry_after")
     if isinstance(retry, int | float) and exc.status in (429, 503):
         headers["Retry-After"] = str(TokenBucketLimiter.retry_after(float(retry)))
-    return _respond(exc.to_problem(instance=request.rel_url.raw_path), exc.status, headers)
+    response = _respond(exc.to_problem(instance=request.rel_url.raw_path), exc.status, headers)
+    if exc.status == 408:
+        response.force_close()  # the rest of a slow body is not waited for
+    return response
 
 
 def _internal_error() -> web.Response:
@@ -98,8 +106,8 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     started = time.perf_counter()
     status = 500
     code: str | None = None
-    # Push streams are long-lived and capped separately: they do not count here.
-    streaming = route in _STREAMING_ROUTES
+    # Push streams (capped separately) and the probes do not count here.
+    streaming = route in _UNCAPPED_ROUTES
     counted = True if streaming else in_flight.enter()
     metrics.in_flight.inc()
     try:
@@ -147,44 +155,79 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         logger.info("request", extra={"fields": fields})
 
 
+async def _read_body(request: web.Request) -> bytes:
+    """The request body, refused when too large (413) or too slow to arrive (408)."""
+    settings = request.app[SETTINGS]
+    too_large = PayloadTooLarge(
+        f"request bodies are limited to {settings.max_envelope_bytes} bytes"
+    )
+    length = request.content_length
+    if length is not None and length > settings.max_envelope_bytes:
+        raise too_large
+    try:
+        async with asyncio.timeout(settings.request_body_timeout.total_seconds()):
+            return await request.read()
+    except TimeoutError:
+        raise RequestTimeout("the request body did not arrive in time") from None
+    except web.HTTPRequestEntityTooLarge:
+        raise too_large from None
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Verify the request signature (except on public routes), rate limit, refuse replays."""
+    """Authenticate from the headers (except on public routes), rate limit, refuse replays.
+
+    Only then is the body read (bounded in size and time) and checked against its
+    signed ``Content-Digest``: a client without a valid signature never gets the relay
+    to wait for, or hold, its body.
+    """
     name = request.match_info.route.name
     app = request.app
+    if len(request.query) != len(set(request.query.keys())):
+        raise InvalidRequest("a query parameter is given more than once")
     if name is None or name in app[PUBLIC_ROUTES]:
+        if name is not None and request.can_read_body:
+            await _read_body(request)  # kept by aiohttp for the view's request.read()
         return await handler(request)
     settings = app[SETTINGS]
+    in_flight = app[IN_FLIGHT]
+    counted: str | None = None  # the agency whose in-flight count this request holds
     try:
-        length = request.content_length
-        if length is not None and length > settings.max_envelope_bytes:
-            raise PayloadTooLarge(
-                f"request bodies are limited to {settings.max_envelope_bytes} bytes"
-            )
         try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            raise PayloadTooLarge(
-                f"request bodies are limited to {settings.max_envelope_bytes} bytes"
-            ) from None
-        authenticator = app[AUTHENTICATOR]
-        caller, info = authenticator.verify(
-            method=request.method,
-            path=request.rel_url.raw_path,
-            query=request.rel_url.raw_query_string,
-            headers=request.headers,
-            body=body,
-        )
-        wait = app[LIMITER].take(caller.agency_id)
-        if wait is not None:
-            raise RateLimited(
-                "this agency is sending requests too fast",
-                extensions={"retry_after": TokenBucketLimiter.retry_after(wait)},
+            length = request.content_length
+            if length is not None and length > settings.max_envelope_bytes:
+                raise PayloadTooLarge(
+                    f"request bodies are limited to {settings.max_envelope_bytes} bytes"
+                )
+            authenticator = app[AUTHENTICATOR]
+            caller, info, digest_field = authenticator.verify_headers(
+                method=request.method,
+                path=request.rel_url.raw_path,
+                query=request.rel_url.raw_query_string,
+                headers=request.headers,
             )
-        await authenticator.check_replay(info)
-    except ExchangeError as exc:
-        app[METRICS].auth_failures.labels(exc.code).inc()
-        raise
-    request[CALLER] = caller
-    request[BODY] = body
-    return await handler(request)
+            wait = app[LIMITER].take(caller.agency_id)
+            if wait is not None:
+                raise RateLimited(
+                    "this agency is sending requests too fast",
+                    extensions={"retry_after": TokenBucketLimiter.retry_after(wait)},
+                )
+            if name not in _STREAMING_ROUTES:  # push streams have their own caps
+                if not in_flight.enter_key(caller.agency_id):
+                    raise RateLimited(
+                        "this agency has too many requests in progress",
+                        extensions={"retry_after": 1},
+                    )
+                counted = caller.agency_id
+            await authenticator.check_replay(info)
+            body = await _read_body(request)
+            check_content_digest(digest_field, body)
+        except ExchangeError as exc:
+            app[METRICS].auth_failures.labels(exc.code).inc()
+            raise
+        request[CALLER] = caller
+        request[BODY] = body
+        return await handler(request)
+    finally:
+        if counted is not None:
+            in_flight.leave_key(counted)

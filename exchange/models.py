@@ -26,6 +26,9 @@ __all__ = [
     "EnvelopeContent",
     "EventRecord",
     "InboxItem",
+    "LogHeadRecord",
+    "LogLeafRecord",
+    "LogNodeRecord",
     "MessageRecord",
     "NonceRecord",
     "RelayTable",
@@ -118,6 +121,9 @@ class MessageRecord(RelayTable, table=True):
     policy_version: str = Field(max_length=64)
     content_deleted_at: datetime | None = _when(nullable=True)
     content_deleted_reason: str | None = Field(default=None, max_length=32)
+    #: The seals block (wrapped keys and the justification sealed to the auditor; never the
+    #: body), kept with the header so the auditor can read justifications after retention.
+    seals: bytes | None = Field(default=None, sa_type=LargeBinary, nullable=True)
 
 
 class EnvelopeContent(RelayTable, table=True):
@@ -237,3 +243,45 @@ class NonceRecord(RelayTable, table=True):
     key_id: str = Field(primary_key=True, max_length=64)
     nonce: str = Field(primary_key=True, max_length=128)
     expires_at: datetime = _when(index=True)
+
+
+class LogLeafRecord(RelayTable, table=True):
+    """One leaf of the transparency log (``exchange/log.py``): exact bytes, never rewritten.
+
+    ``agency`` and ``message_id`` only say whom the entry concerns, so an agency can
+    be shown its own entries; the leaf bytes are what the Merkle tree commits to.
+    """
+
+    __tablename__ = "log_leaves"
+
+    leaf_index: int = Field(primary_key=True)
+    leaf_type: str = Field(max_length=16)
+    message_id: str | None = Field(default=None, max_length=32, index=True)
+    agency: str | None = Field(default=None, max_length=64, index=True)
+    event_sequence: int | None = None
+    at: datetime = _when()
+    leaf: bytes = Field(sa_type=LargeBinary)
+    leaf_hash: bytes = Field(sa_type=LargeBinary)
+
+
+class LogNodeRecord(RelayTable, table=True):
+    """A perfect, aligned subtree of the log: hash of leaves ``[index*2**level, ...)``."""
+
+    __tablename__ = "log_nodes"
+
+    level: int = Field(primary_key=True)
+    node_index: int = Field(primary_key=True)
+    hash: bytes = Field(sa_type=LargeBinary)
+
+
+class LogHeadRecord(RelayTable, table=True):
+    """A signed tree head; at most one per tree size."""
+
+    __tablename__ = "log_heads"
+
+    tree_size: int = Field(primary_key=True)
+    root: bytes = Field(sa_type=LargeBinary)
+    timestamp: datetime = _when(index=True)
+    certificate_id: str = Field(max_length=64)
+    head: bytes = Field(sa_type=LargeBinary)
+    signature: bytes = Field(sa_type=LargeBinary)

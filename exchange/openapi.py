@@ -41,6 +41,38 @@ def _problem_codes() -> list[str]:
     return sorted(codes)
 
 
+def _query_schema(query: Any) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": query.type}
+    if query.minimum is not None:
+        schema["minimum"] = query.minimum
+    if query.maximum is not None:
+        schema["maximum"] = query.maximum
+    if query.enum is not None:
+        schema["enum"] = list(query.enum)
+    return schema
+
+
+#: Routes the in-flight cap does not apply to (middleware._UNCAPPED_ROUTES): never 503.
+_UNCAPPED = frozenset({"health", "metrics", "get_events"})
+
+
+def _generic_responses(route: Any) -> dict[int, str]:
+    """What an operation of its kind can answer besides its own list (its own list wins)."""
+    generic: dict[int, str] = {}
+    if route.name not in _UNCAPPED:
+        generic[503] = "The relay is at its request limit, or its database is unavailable."
+    if route.query or route.request_type is not None:
+        generic[400] = "A malformed parameter or body."
+    if route.request_type is not None:
+        generic[408] = "The body did not arrive in time."
+        generic[413] = "The body is too large."
+    if not route.public:
+        generic[401] = "No, bad, replayed or stale request signature."
+        generic[403] = "The signer's certificate is unknown, expired or revoked, or not allowed."
+        generic[429] = "Rate limited, or too many requests in progress; see Retry-After."
+    return generic
+
+
 def build_openapi(app: web.Application | None = None) -> dict[str, Any]:
     """The OpenAPI 3.1 description of the relay API, one operation per route."""
     from exchange.routes import ROUTES
@@ -55,14 +87,14 @@ def build_openapi(app: web.Application | None = None) -> dict[str, Any]:
             {
                 "name": q.name,
                 "in": "query",
-                "required": False,
-                "schema": {"type": q.type},
+                "required": q.required,
+                "schema": _query_schema(q),
                 "description": q.description,
             }
             for q in route.query
         ]
         responses: dict[str, Any] = {}
-        for status, description in sorted(route.responses.items()):
+        for status, description in sorted({**_generic_responses(route), **route.responses}.items()):
             if status < 400:
                 responses[str(status)] = {
                     "description": description,
@@ -75,25 +107,6 @@ def build_openapi(app: web.Application | None = None) -> dict[str, Any]:
                         PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}
                     },
                 }
-        if not route.public:
-            responses.setdefault(
-                "401",
-                {
-                    "description": "No, bad, replayed or stale request signature.",
-                    "content": {
-                        PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}
-                    },
-                },
-            )
-            responses.setdefault(
-                "429",
-                {
-                    "description": "Rate limited; see Retry-After.",
-                    "content": {
-                        PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}
-                    },
-                },
-            )
         responses["default"] = {
             "description": "A problem.",
             "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},

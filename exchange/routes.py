@@ -19,11 +19,15 @@ ENVELOPE = "application/vnd.safeguard.envelope.v1+json"
 
 @dataclass(frozen=True, slots=True)
 class Query:
-    """A query parameter."""
+    """A query parameter (with the bounds the handler enforces, so the document says them)."""
 
     name: str
     type: str
     description: str
+    required: bool = False
+    minimum: int | None = None
+    maximum: int | None = None
+    enum: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +47,17 @@ class Route:
     response_type: str = JSON
 
 
-_SINCE = Query("since", "integer", "Cursor: only items after this one.")
-_LIMIT = Query("limit", "integer", "Largest page (default 100, at most 500).")
+#: Integer query values are at most 18 digits (views._int).
+_MAX_INT = 10**18 - 1
+_SINCE = Query(
+    "since", "integer", "Cursor: only items after this one.", minimum=0, maximum=_MAX_INT
+)
+_LIMIT = Query(
+    "limit", "integer", "Largest page (default 100, at most 500).", minimum=1, maximum=500
+)
+_LIMIT_LOG = Query(
+    "limit", "integer", "Largest page (default 100, at most 1000).", minimum=1, maximum=1000
+)
 
 ROUTES: tuple[Route, ...] = (
     # -- public --------------------------------------------------------------------------------
@@ -96,15 +109,21 @@ ROUTES: tuple[Route, ...] = (
           "A recipient's signed delivery receipt", "envelopes", request_type=JSON,
           responses={201: "Recorded; the message is no longer redelivered.",
                      200: "Already recorded.", 400: "Invalid receipt.",
-                     403: "Not a recipient.", 410: "The delivery expired."}),
+                     403: "Not a recipient.", 404: "Unknown id.",
+                     410: "The delivery expired."}),
     Route("GET", "/v1/envelopes/{id}/status", views.envelope_status, "get_envelope_status",
           "Delivery state per recipient, with receipts (sender and auditor)", "envelopes",
           responses={200: "Delivery state.", 403: "Not the sender.", 404: "Unknown id."}),
+    Route("GET", "/v1/envelopes/{id}/log", views.message_log, "get_envelope_log",
+          "The message's log entries with inclusion proofs (parties and auditor)", "log",
+          responses={200: "Entries, each proved against the newest tree head.",
+                     403: "Not a party.", 404: "Unknown id."}),
     # -- delivery ------------------------------------------------------------------------------
     Route("GET", "/v1/agencies/{agency}/inbox", views.inbox, "get_inbox",
           "Inbox items after a cursor (envelopes stay until receipted)", "delivery",
           query=(_SINCE, _LIMIT, Query("mailbox", "string", "Only this mailbox.")),
-          responses={200: "Items and next_since.", 403: "Not this agency."}),
+          responses={200: "Items and next_since.", 403: "Not this agency.",
+                     404: "The agency has no such mailbox."}),
     Route("GET", "/v1/agencies/{agency}/events", views.events, "get_events",
           "Push: server-sent events from a cursor (Last-Event-ID or since)", "delivery",
           query=(_SINCE,),
@@ -117,7 +136,7 @@ ROUTES: tuple[Route, ...] = (
     # -- threads -------------------------------------------------------------------------------
     Route("GET", "/v1/threads", views.threads, "list_threads",
           "Threads with state and deadlines", "threads",
-          query=(Query("role", "string", "sent or received."),
+          query=(Query("role", "string", "sent or received.", enum=("sent", "received")),
                  Query("open", "boolean", "Only open (true) or finished (false) threads."),
                  Query("overdue", "boolean", "Only overdue (true) or on-time (false).")),
           responses={200: "Threads."}),
@@ -131,6 +150,37 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/audit/events", views.audit_events, "audit_events",
           "The relay's event log in order (auditor)", "audit", query=(_SINCE, _LIMIT),
           responses={200: "Events and next_since.", 403: "Not the auditor."}),
+    # -- transparency log ----------------------------------------------------------------------
+    Route("GET", "/v1/log/head", views.log_head, "get_tree_head",
+          "The newest signed tree head (signed on demand)", "log",
+          responses={200: "The signed tree head.", 404: "No signed tree head yet."}),
+    Route("GET", "/v1/log/heads", views.log_heads, "list_tree_heads",
+          "Signed tree heads, oldest first", "log",
+          query=(Query("since", "integer", "Only heads larger than this tree size.", minimum=0,
+                       maximum=_MAX_INT), _LIMIT_LOG,
+                 Query("from", "string", "Only heads signed at or after this time."),
+                 Query("to", "string", "Only heads signed at or before this time.")),
+          responses={200: "Heads and next_since.", 400: "Bad parameter."}),
+    Route("GET", "/v1/log/leaves", views.log_leaves, "get_log_leaves",
+          "Log leaves from an index (auditor: all; agency: its own entries)", "log",
+          query=(Query("start", "integer", "First leaf index.", minimum=0, maximum=_MAX_INT),
+                 _LIMIT_LOG),
+          responses={200: "Leaves with index, type and bytes.", 400: "Bad parameter."}),
+    Route("GET", "/v1/log/proof/inclusion", views.log_inclusion, "get_inclusion_proof",
+          "Inclusion proof of a leaf in a tree size (auditor; agency: own entries)", "log",
+          query=(Query("index", "integer", "Leaf index.", True, 0, _MAX_INT),
+                 Query("size", "integer", "Tree size.", True, 0, _MAX_INT)),
+          responses={200: "The audit path.", 400: "Bad index or size.",
+                     403: "Not an entry of this agency."}),
+    Route("GET", "/v1/log/proof/consistency", views.log_consistency, "get_consistency_proof",
+          "Consistency proof between two tree sizes", "log",
+          query=(Query("first", "integer", "Older tree size.", True, 0, _MAX_INT),
+                 Query("second", "integer", "Newer tree size.", True, 0, _MAX_INT)),
+          responses={200: "The consistency proof.", 400: "Bad sizes."}),
+    Route("GET", "/v1/log/frontier", views.log_frontier, "get_log_frontier",
+          "The perfect subtrees that decompose a tree size (to audit from there)", "log",
+          query=(Query("size", "integer", "Tree size.", True, 0, _MAX_INT),),
+          responses={200: "Nodes (level, index, hash).", 400: "Bad size."}),
 )  # fmt: skip
 
 

@@ -36,6 +36,7 @@ from typing import Any
 
 from exchange.auth import Caller, Clock
 from exchange.directory_cache import DirectoryCache
+from exchange.log import TransparencyLog
 from exchange.metrics import RelayMetrics
 from exchange.push import Notifier
 from exchange.settings import Settings
@@ -51,9 +52,10 @@ from exchange.store import (
 from exchange.threads import OPEN_STATES, ThreadTracker
 from keys.certificates import CertificateBody
 from keys.receipts import DeliveryReceipt, verify_receipt
-from keys.sealing import basis_verdict, parse_envelope, verify_header
+from keys.sealing import VerifiedHeader, basis_verdict, parse_envelope, verify_header
 from schemas.encoding import b64encode
 from schemas.policy import raise_for_verdict
+from schemas.policy.findings import REJECT_LEVELS
 from schemas.problems import (
     CertificateExpired,
     CertificateNotYetValid,
@@ -66,10 +68,12 @@ from schemas.problems import (
     InvalidReceipt,
     InvalidRequest,
     InvalidTransition,
+    LawfulBasisRejected,
     NotFound,
     NotRecipient,
     PayloadTooLarge,
     RateLimited,
+    ServiceUnavailable,
     UnknownAgency,
     UnknownRecipient,
 )
@@ -109,6 +113,7 @@ class RelayService:
         clock: Clock,
         metrics: RelayMetrics,
         tracker: ThreadTracker | None = None,
+        log: TransparencyLog | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -117,6 +122,10 @@ class RelayService:
         self.clock = clock
         self.metrics = metrics
         self.tracker = tracker or ThreadTracker(settings)
+        #: The transparency log (key, tree heads, log reads).
+        self.log = log or TransparencyLog(
+            settings=settings, store=store, directory=directory, clock=clock
+        )
 
     # -- submit ------------------------------------------------------------------------------
 
@@ -171,12 +180,14 @@ class RelayService:
                     raise InvalidTransition("the thread is not known to this relay")
                 tracked = False
             step = self.tracker.step_for_message(header, stored_at=now, thread_tracked=tracked)
-        except ExchangeError:
+        except ExchangeError as exc:
             # A retry of a message already stored gets its receipt even if the
             # directory, policy or thread state has moved on since.
             existing = await self.store.find_message(header.id)
             if existing is not None:
-                return self._duplicate(existing, envelope_digest)
+                return await self._duplicate(existing, envelope_digest)
+            if isinstance(exc, LawfulBasisRejected):
+                await self._log_rejection(verified, exc, now)
             raise
 
         new = NewMessage(
@@ -197,10 +208,11 @@ class RelayService:
             recipients=tuple((r.agency, r.mailbox) for r in header.recipients),
             policy_decision=verdict.decision,
             policy_version=verdict.policy_version,
+            seals=envelope.seals_bytes,
         )
         outcome = await self.store.submit(new, thread_step=step)
         if isinstance(outcome, AlreadyStored):
-            return self._duplicate(outcome.message, envelope_digest)
+            return await self._duplicate(outcome.message, envelope_digest)
         await self.notifier.publish(agency for agency, _ in new.recipients)
         _log(
             "envelope accepted",
@@ -219,7 +231,29 @@ class RelayService:
             sequence=outcome.sequence,
             duplicate=False,
         )
+        log_part = self.log.submit_receipt_log(outcome)
+        if log_part is not None:
+            receipt["log"] = log_part
         return SubmitResult(receipt=receipt, created=True)
+
+    async def _log_rejection(
+        self, verified: VerifiedHeader, error: LawfulBasisRejected, now: datetime
+    ) -> None:
+        """Put a signed header refused on its lawful basis in the log (once per message id)."""
+        header = verified.header
+        rules = [str(f.get("rule")) for f in error.findings if f.get("level") in REJECT_LEVELS]
+        await self.store.record_rejection(
+            message_id=header.id,
+            thread_id=header.thread,
+            sender=header.sender.agency,
+            header=verified.header_bytes,
+            signature=verified.signature,
+            header_digest=verified.digest,
+            code=error.code,
+            rules=rules or [str(f.get("rule")) for f in error.findings],
+            policy_version=str(error.extensions.get("policy_version", "")),
+            at=now,
+        )
 
     def _recipient(
         self, directory: Any, agency: str, mailbox: str, now: datetime
@@ -236,7 +270,7 @@ class RelayService:
             raise UnknownRecipient(f"{agency} has no mailbox {mailbox!r}")
         return body
 
-    def _duplicate(self, existing: StoredMessage, envelope_digest: bytes) -> SubmitResult:
+    async def _duplicate(self, existing: StoredMessage, envelope_digest: bytes) -> SubmitResult:
         if not hmac.compare_digest(existing.envelope_digest, envelope_digest):
             raise DuplicateMessageId(
                 "a different envelope with this message id was already accepted"
@@ -248,6 +282,9 @@ class RelayService:
             sequence=existing.sequence,
             duplicate=True,
         )
+        log_part = await self.log.receipt_log_for(existing.message_id)
+        if log_part is not None:
+            receipt["log"] = log_part
         return SubmitResult(receipt=receipt, created=False)
 
     def _receipt(
@@ -348,6 +385,7 @@ class RelayService:
             "header_digest": b64encode(message.header_digest),
             "policy": {"decision": message.policy_decision, "version": message.policy_version},
             "content_deleted_at": _time(message.content_deleted_at),
+            "seals": None if message.seals is None else b64encode(message.seals),
         }
         if deliveries is not None:
             view["deliveries"] = [
@@ -481,17 +519,25 @@ class RelayService:
         """Yield batches of inbox items as they arrive; an empty batch means "still here".
 
         Subscribes before the first read, so an item committed while a batch is being
-        sent wakes the next wait instead of being missed.
+        sent wakes the next wait instead of being missed. While the database is
+        unavailable the stream stays open (keep-alives) and reads again every
+        ``database_retry_after`` seconds, or as soon as it is woken.
         """
         self.open_stream(caller, agency)
         subscription = self.notifier.subscribe(agency)
         heartbeat = self.settings.push_heartbeat.total_seconds()
+        retry = float(self.settings.database_retry_after)
         cursor = max(0, since)
         try:
             while not subscription.closed:
-                entries = await self.store.inbox(
-                    agency, since=cursor, limit=self.settings.max_page_size
-                )
+                try:
+                    entries = await self.store.inbox(
+                        agency, since=cursor, limit=self.settings.max_page_size
+                    )
+                except ServiceUnavailable:
+                    if not await subscription.wait(min(heartbeat, retry)):
+                        yield []
+                    continue
                 if entries:
                     cursor = entries[-1].cursor
                     yield [self.inbox_item(e) for e in entries]
@@ -608,6 +654,14 @@ class RelayService:
             for e in events
         ]
         return {"items": items, "next_since": events[-1].sequence if events else since}
+
+    # -- transparency log ----------------------------------------------------------------------
+
+    async def message_log(self, caller: Caller, message_id: str) -> dict[str, Any]:
+        """A message's log entries with inclusion proofs (sender, recipients, auditor)."""
+        message = await self._message(message_id)
+        self._may_see(caller, message, await self.store.deliveries(message_id))
+        return await self.log.message_entries(message_id)
 
     # -- directory -----------------------------------------------------------------------------
 

@@ -48,8 +48,28 @@ class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     #: Run pending migrations when the app starts (``exchange migrate`` does it explicitly).
     migrate_on_start: bool = True
+    #: PostgreSQL connection pool, per process: connections kept open, extra ones allowed
+    #: under load, how long a request waits for a free one (then 503), how old a
+    #: connection may get before it is replaced, and whether each checkout is pinged
+    #: first (so connections broken by a database restart are replaced, not used).
+    database_pool_size: int = 10
+    database_max_overflow: int = 5
+    database_pool_timeout: timedelta = timedelta(seconds=5)
+    database_pool_recycle: timedelta = timedelta(minutes=30)
+    database_pool_pre_ping: bool = True
+    #: PostgreSQL: give up opening a connection after this long.
+    database_connect_timeout: timedelta = timedelta(seconds=5)
+    #: PostgreSQL ``statement_timeout`` (server side; a transaction left idle is ended
+    #: after twice this, so no lock outlives a stuck relay).
+    database_statement_timeout: timedelta = timedelta(seconds=30)
+    #: Client-side limit on one statement (a backstop when the server cannot answer).
+    database_command_timeout: timedelta = timedelta(seconds=35)
+    #: ``Retry-After`` (seconds) on the 503 answered while the database is unreachable.
+    database_retry_after: int = 5
     #: Largest accepted envelope (request body), in bytes. Default 10 MiB.
     max_envelope_bytes: int = 10 * MIB
+    #: Longest a request body may take to arrive (a slow sender gets 408 and its slot back).
+    request_body_timeout: timedelta = timedelta(seconds=30)
     #: How far a request signature's ``created`` may be from the relay clock.
     clock_skew: timedelta = timedelta(seconds=300)
     #: Per-agency token bucket: sustained requests per second and burst size.
@@ -57,11 +77,18 @@ class Settings:
     rate_limit_burst: int = 200
     #: Requests handled at once across all agencies; more get 503 + Retry-After.
     max_concurrent_requests: int = 512
+    #: Requests of one agency handled at once; more get 429 + Retry-After (others go on).
+    max_concurrent_requests_per_agency: int = 64
     #: Push (server-sent events) streams open at once, per agency and in total.
     max_streams_per_agency: int = 8
     max_streams_total: int = 1000
     #: Seconds between keep-alive comments on an idle push stream.
     push_heartbeat: timedelta = timedelta(seconds=15)
+    #: How push wake-ups reach other relay processes: ``auto`` (PostgreSQL
+    #: ``LISTEN/NOTIFY`` on PostgreSQL, in-process on SQLite), ``postgres`` or ``local``.
+    push_notifier: str = "auto"
+    #: Wait between attempts to reopen the notifier's ``LISTEN`` connection.
+    push_reconnect_interval: timedelta = timedelta(seconds=1)
     #: Largest inbox page.
     max_page_size: int = 500
     default_page_size: int = 100
@@ -85,6 +112,15 @@ class Settings:
     feedback_working_days: int = 1
     #: Group commit: the most submissions written in one transaction.
     write_batch_max: int = 128
+    #: Transparency log key (docs/transparency-log.md): an encrypted key file made by
+    #: ``exchange log-key init`` (created on first start if missing) and its passphrase.
+    log_key_file: str | None = None
+    log_key_passphrase: bytes = field(default=b"", repr=False)
+    #: The log key's private bytes, held in memory instead of a file (tests, partner tests).
+    log_private_key: bytes = field(default=b"", repr=False)
+    #: Sign a tree head at least this often while the log grows (0: only on demand and per
+    #: submit batch).
+    tree_head_interval: timedelta = timedelta(seconds=10)
     #: Log format: ``json`` (default) or ``text``, and level.
     log_format: str = "json"
     log_level: str = "INFO"
@@ -100,6 +136,14 @@ class Settings:
             raise ConfigurationError("rate limits must be positive")
         if self.log_format not in {"json", "text"}:
             raise ConfigurationError("log format must be json or text")
+        if self.database_pool_size <= 0 or self.database_max_overflow < 0:
+            raise ConfigurationError("the database pool size must be positive")
+        if self.database_retry_after <= 0:
+            raise ConfigurationError("database_retry_after must be positive")
+        if self.push_notifier not in {"auto", "local", "postgres"}:
+            raise ConfigurationError("push notifier must be auto, local or postgres")
+        if self.push_notifier == "postgres" and not self.is_postgres:
+            raise ConfigurationError("the postgres push notifier needs a PostgreSQL database")
 
     def __repr__(self) -> str:
         parts = []
@@ -109,6 +153,8 @@ class Settings:
                 value = _redact_url(value)
             elif f.name == "root_public_key":
                 continue
+            elif f.name in {"log_key_passphrase", "log_private_key"}:
+                value = _SECRET if value else ""
             parts.append(f"{f.name}={value!r}")
         return "Settings(" + ", ".join(parts) + ")"
 
@@ -116,6 +162,18 @@ class Settings:
     def is_sqlite(self) -> bool:
         """Whether the database is SQLite (embedded) rather than a server."""
         return self.database_url.startswith("sqlite")
+
+    @property
+    def is_postgres(self) -> bool:
+        """Whether the database is PostgreSQL (several relay processes may share it)."""
+        return self.database_url.startswith(("postgresql", "postgres"))
+
+    @property
+    def uses_postgres_notifier(self) -> bool:
+        """Whether push wake-ups go through PostgreSQL ``LISTEN/NOTIFY``."""
+        return self.push_notifier == "postgres" or (
+            self.push_notifier == "auto" and self.is_postgres
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -154,14 +212,29 @@ class Settings:
         number("EXCHANGE_PORT", "port", int)
         text("EXCHANGE_DATABASE_URL", "database_url")
         flag("EXCHANGE_MIGRATE_ON_START", "migrate_on_start")
+        number("EXCHANGE_DATABASE_POOL_SIZE", "database_pool_size", int)
+        number("EXCHANGE_DATABASE_MAX_OVERFLOW", "database_max_overflow", int)
+        seconds("EXCHANGE_DATABASE_POOL_TIMEOUT", "database_pool_timeout")
+        seconds("EXCHANGE_DATABASE_POOL_RECYCLE", "database_pool_recycle")
+        flag("EXCHANGE_DATABASE_POOL_PRE_PING", "database_pool_pre_ping")
+        seconds("EXCHANGE_DATABASE_CONNECT_TIMEOUT", "database_connect_timeout")
+        seconds("EXCHANGE_DATABASE_STATEMENT_TIMEOUT", "database_statement_timeout")
+        seconds("EXCHANGE_DATABASE_COMMAND_TIMEOUT", "database_command_timeout")
+        number("EXCHANGE_DATABASE_RETRY_AFTER", "database_retry_after", int)
         number("EXCHANGE_MAX_ENVELOPE_BYTES", "max_envelope_bytes", int)
+        seconds("EXCHANGE_REQUEST_BODY_TIMEOUT", "request_body_timeout")
         seconds("EXCHANGE_CLOCK_SKEW", "clock_skew")
         number("EXCHANGE_RATE_LIMIT_PER_SECOND", "rate_limit_per_second", float)
         number("EXCHANGE_RATE_LIMIT_BURST", "rate_limit_burst", int)
         number("EXCHANGE_MAX_CONCURRENT_REQUESTS", "max_concurrent_requests", int)
+        number(
+            "EXCHANGE_MAX_CONCURRENT_REQUESTS_PER_AGENCY", "max_concurrent_requests_per_agency", int
+        )
         number("EXCHANGE_MAX_STREAMS_PER_AGENCY", "max_streams_per_agency", int)
         number("EXCHANGE_MAX_STREAMS_TOTAL", "max_streams_total", int)
         seconds("EXCHANGE_PUSH_HEARTBEAT", "push_heartbeat")
+        text("EXCHANGE_PUSH_NOTIFIER", "push_notifier")
+        seconds("EXCHANGE_PUSH_RECONNECT_INTERVAL", "push_reconnect_interval")
         number("EXCHANGE_MAX_PAGE_SIZE", "max_page_size", int)
         seconds("EXCHANGE_RETENTION_AFTER_RECEIPT", "retention_after_receipt")
         seconds("EXCHANGE_UNDELIVERED_EXPIRY", "undelivered_expiry")
@@ -174,6 +247,9 @@ class Settings:
         number("EXCHANGE_WRITE_BATCH_MAX", "write_batch_max", int)
         text("EXCHANGE_LOG_FORMAT", "log_format")
         text("EXCHANGE_LOG_LEVEL", "log_level")
+        text("EXCHANGE_LOG_KEY_FILE", "log_key_file")
+        seconds("EXCHANGE_TREE_HEAD_INTERVAL", "tree_head_interval")
+        kwargs["log_key_passphrase"] = _log_key_passphrase(env)
         if "EXCHANGE_EXTRA_HOLIDAYS" in env:
             try:
                 kwargs["extra_holidays"] = tuple(
@@ -187,6 +263,21 @@ class Settings:
                 ) from None
         kwargs["root_public_key"] = _root_key(env)
         return cls(**kwargs)
+
+
+def _log_key_passphrase(env: Mapping[str, str]) -> bytes:
+    """``EXCHANGE_LOG_KEY_PASSPHRASE``, or the first line of ``..._PASSPHRASE_FILE``."""
+    text = env.get("EXCHANGE_LOG_KEY_PASSPHRASE")
+    path = env.get("EXCHANGE_LOG_KEY_PASSPHRASE_FILE")
+    if text is None and path is not None:
+        try:
+            lines = Path(path).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigurationError(
+                f"cannot read EXCHANGE_LOG_KEY_PASSPHRASE_FILE: {type(exc).__name__}"
+            ) from None
+        text = lines[0] if lines else ""
+    return (text or "").encode("utf-8")
 
 
 def _root_key(env: Mapping[str, str]) -> bytes:

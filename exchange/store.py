@@ -42,10 +42,19 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Table, and_, bindparam, delete, func, insert, or_, tuple_, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session, col, select
 
-from exchange.database import Database
+from exchange import log_store
+from exchange.database import Database, is_unavailable
+from exchange.log_leaves import (
+    deletion_leaf,
+    envelope_leaf,
+    expiry_leaf,
+    receipt_leaf,
+    rejection_leaf,
+)
+from exchange.log_store import HeadRow, HeadSigner, LeafRow, PendingLeaf
 from exchange.models import (
     CertificateRecord,
     Counter,
@@ -59,6 +68,8 @@ from exchange.models import (
     RevocationListRecord,
     ThreadRecord,
 )
+from keys.transparency import SignedTreeHead
+from schemas.merkle import consistency_proof, inclusion_proof
 from schemas.problems import ExchangeError, Expired, NotFound, ServiceUnavailable
 
 __all__ = [
@@ -89,9 +100,12 @@ ResultT = TypeVar("ResultT")
 #: A write job: plain synchronous SQL on the batch's connection, inside its own savepoint.
 Job = Callable[[Connection], T]
 
-# Database failures that mean "unavailable", not "bad input".
-_UNAVAILABLE = (OperationalError, InterfaceError, OSError, ConnectionError, TimeoutError)
-_UNAVAILABLE_WRITE = (*_UNAVAILABLE, DBAPIError)
+
+def _unavailable(database: Database) -> ServiceUnavailable:
+    """The 503 for a database that cannot answer now (down, restarting, timed out)."""
+    return ServiceUnavailable(
+        "the database is unavailable", extensions={"retry_after": database.retry_after}
+    )
 
 
 def _table(model: type[RelayTable]) -> Table:
@@ -147,6 +161,8 @@ class StoredMessage:
     policy_version: str
     content_deleted_at: datetime | None
     content_deleted_reason: str | None
+    #: The seals block (wrapped keys, justification sealed to the auditor; never the body).
+    seals: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +251,8 @@ class NewMessage:
     recipients: tuple[tuple[str, str], ...]
     policy_decision: str
     policy_version: str
+    #: The seals block, kept with the header for the auditor (never the body).
+    seals: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +274,13 @@ class Accepted:
     sequence: int
     stored_at: datetime
     cursors: dict[str, int]
+    #: The envelope's leaf in the transparency log: its index and exact bytes.
+    leaf_index: int | None = None
+    leaf: bytes = b""
+    #: The tree head signed for this submission's batch (None without a certified log key).
+    tree_head: SignedTreeHead | None = None
+    #: The leaf's inclusion proof against ``tree_head``.
+    inclusion: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,6 +337,7 @@ def _message(row: MessageRecord) -> StoredMessage:
         policy_version=row.policy_version,
         content_deleted_at=row.content_deleted_at,
         content_deleted_reason=row.content_deleted_reason,
+        seals=row.seals,
     )
 
 
@@ -467,16 +493,18 @@ class Writer:
 
         try:
             results = await self._database.transaction(run_batch)
-        except _UNAVAILABLE_WRITE as exc:
-            logger.error(
-                "write transaction failed",
-                extra={"fields": {**_db_error(exc), "jobs": len(batch)}},
-            )
-            for pending in batch:
-                if not pending.future.done():
-                    pending.future.set_exception(ServiceUnavailable("the database is unavailable"))
-            return
         except Exception as exc:
+            if isinstance(exc, DBAPIError) or is_unavailable(exc):
+                # Nothing is acknowledged: a retry of the same envelope gets its
+                # receipt whether or not this commit reached the disk.
+                logger.error(
+                    "write transaction failed",
+                    extra={"fields": {**_db_error(exc), "jobs": len(batch)}},
+                )
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(_unavailable(self._database))
+                return
             # A bug in a job: fail the whole batch (nothing was committed).
             logger.exception("unexpected error in write batch")
             for pending in batch:
@@ -612,7 +640,9 @@ class BatchKind(Generic[ItemT, ResultT]):
 
 
 def _submit_many(
-    connection: Connection, items: list[tuple[NewMessage, ThreadStep | None]]
+    connection: Connection,
+    items: list[tuple[NewMessage, ThreadStep | None]],
+    signer: HeadSigner | None = None,
 ) -> list[Accepted | AlreadyStored | ExchangeError]:
     messages = _table(MessageRecord)
     ids = sorted({new.message_id for new, _ in items})
@@ -656,6 +686,7 @@ def _submit_many(
             connection, "inbox", sum(len(items[i][0].recipients) for i in accepted)
         )
         event_rows, message_rows, content_rows, inbox_rows = [], [], [], []
+        leaves: list[PendingLeaf] = []
         cursor = first_cursor
         for offset, index in enumerate(accepted):
             new = items[index][0]
@@ -713,15 +744,32 @@ def _submit_many(
                     "policy_version": new.policy_version,
                     "content_deleted_at": None,
                     "content_deleted_reason": None,
+                    "seals": new.seals,
                 }
             )
             content_rows.append({"message_id": new.message_id, "wire": new.wire})
+            leaves.append(
+                PendingLeaf(
+                    leaf_type="envelope",
+                    leaf=envelope_leaf(
+                        sequence=sequence,
+                        at=new.stored_at,
+                        header=new.header,
+                        signature=new.signature,
+                    ),
+                    message_id=new.message_id,
+                    agency=new.sender_agency,
+                    event_sequence=sequence,
+                    at=new.stored_at,
+                )
+            )
             results[index] = Accepted(sequence=sequence, stored_at=new.stored_at, cursors=cursors)
         connection.execute(insert(_table(EventRecord)), event_rows)
         connection.execute(insert(messages), message_rows)
         connection.execute(insert(_table(EnvelopeContent)), content_rows)
         connection.execute(insert(_table(InboxItem)), inbox_rows)
         _save_threads(connection, before, current)
+        _log_accepted(connection, accepted, leaves, results, signer)
 
     for index, (new, _) in enumerate(items):
         if results[index] is None:  # a second copy of an id accepted earlier in this batch
@@ -730,6 +778,36 @@ def _submit_many(
             original = items[taken[new.message_id]][0]
             results[index] = AlreadyStored(_stored_from_new(original, first.sequence))
     return [r for r in results if r is not None]
+
+
+def _log_accepted(
+    connection: Connection,
+    accepted: list[int],
+    leaves: list[PendingLeaf],
+    results: list[Accepted | AlreadyStored | ExchangeError | None],
+    signer: HeadSigner | None,
+) -> None:
+    """Append the batch's envelope leaves; sign one head for the batch and prove each leaf."""
+    appended = log_store.append_leaves(connection, leaves)
+    head = (
+        None
+        if signer is None
+        else log_store.sign_and_store_head(connection, appended.size, appended.lookup, signer)
+    )
+    for offset, index in enumerate(accepted):
+        result = results[index]
+        assert isinstance(result, Accepted)
+        leaf_index = appended.first + offset
+        proof: tuple[bytes, ...] = ()
+        if head is not None:
+            proof = tuple(inclusion_proof(leaf_index, head.size, appended.lookup))
+        results[index] = replace(
+            result,
+            leaf_index=leaf_index,
+            leaf=leaves[offset].leaf,
+            tree_head=None if head is None else head.signed,
+            inclusion=proof,
+        )
 
 
 def _stored_from_new(new: NewMessage, sequence: int) -> StoredMessage:
@@ -753,6 +831,7 @@ def _stored_from_new(new: NewMessage, sequence: int) -> StoredMessage:
         policy_version=new.policy_version,
         content_deleted_at=None,
         content_deleted_reason=None,
+        seals=new.seals,
     )
 
 
@@ -825,18 +904,30 @@ class RelayStore:
     def __init__(self, database: Database, writer: Writer) -> None:
         self.database = database
         self.writer = writer
+        #: Signs tree heads for the transparency log (set once the relay's log key is loaded).
+        self.head_signer: HeadSigner | None = None
+        self._submit_batch: BatchKind[
+            tuple[NewMessage, ThreadStep | None], Accepted | AlreadyStored
+        ] = BatchKind("submit_envelope", self._submit_with_log)
+
+    def _submit_with_log(
+        self, connection: Connection, items: list[tuple[NewMessage, ThreadStep | None]]
+    ) -> list[Accepted | AlreadyStored | ExchangeError]:
+        return _submit_many(connection, items, self.head_signer)
 
     # -- helpers -----------------------------------------------------------------------------
 
     async def _read(self, name: str, fn: Callable[[Session], T]) -> T:
         try:
             return await self.database.read(fn)
-        except _UNAVAILABLE as exc:
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
             logger.error(
                 "read transaction failed",
                 extra={"fields": {"transaction": name, **_db_error(exc)}},
             )
-            raise ServiceUnavailable("the database is unavailable") from None
+            raise _unavailable(self.database) from None
 
     async def _write(self, name: str, job: Job[T]) -> T:
         return await self.writer.run(name, job)
@@ -875,7 +966,7 @@ class RelayStore:
         tell an idempotent retry from a reused id).
         """
         try:
-            return await self.writer.run_batched(SUBMIT_BATCH, (new, thread_step))
+            return await self.writer.run_batched(self._submit_batch, (new, thread_step))
         except IntegrityError:
             # Another relay process stored this id between our check and insert.
             message = await self.find_message(new.message_id)
@@ -968,6 +1059,25 @@ class RelayStore:
                 thread_id=thread_id,
                 agency=agency,
                 digest=receipt_digest,
+            )
+            log_store.append_leaves(
+                connection,
+                [
+                    PendingLeaf(
+                        leaf_type="receipt",
+                        leaf=receipt_leaf(
+                            sequence=sequence,
+                            at=at,
+                            message_id=message_id,
+                            recipient=agency,
+                            receipt=json.loads(receipt),
+                        ),
+                        message_id=message_id,
+                        agency=agency,
+                        event_sequence=sequence,
+                        at=at,
+                    )
+                ],
             )
             connection.execute(
                 update(InboxItem)
@@ -1173,19 +1283,35 @@ class RelayStore:
                 )
             ).all()
             notified: list[str] = []
+            leaves: list[PendingLeaf] = []
             for row in expired_rows:
                 connection.execute(
                     update(InboxItem)
                     .where(col(InboxItem.cursor) == row.cursor)
                     .values(state="expired", expired_at=now)
                 )
-                _add_event(
+                sequence = _add_event(
                     connection,
                     at=now,
                     event_type="delivery_expired",
                     message_id=row.message_id,
                     thread_id=row.thread_id,
                     agency=row.agency,
+                )
+                leaves.append(
+                    PendingLeaf(
+                        leaf_type="expiry",
+                        leaf=expiry_leaf(
+                            sequence=sequence,
+                            at=now,
+                            message_id=row.message_id,
+                            recipient=row.agency,
+                        ),
+                        message_id=row.message_id,
+                        agency=row.agency,
+                        event_sequence=sequence,
+                        at=now,
+                    )
                 )
                 _add_notices(
                     connection,
@@ -1261,7 +1387,7 @@ class RelayStore:
                     .where(col(MessageRecord.message_id) == due_row.message_id)
                     .values(content_deleted_at=now, content_deleted_reason=reason)
                 )
-                _add_event(
+                sequence = _add_event(
                     connection,
                     at=now,
                     event_type="content_deleted",
@@ -1270,7 +1396,24 @@ class RelayStore:
                     agency=due_row.sender_agency,
                     detail={"reason": reason},
                 )
+                leaves.append(
+                    PendingLeaf(
+                        leaf_type="deletion",
+                        leaf=deletion_leaf(
+                            sequence=sequence,
+                            at=now,
+                            message_id=due_row.message_id,
+                            reason=reason,
+                        ),
+                        message_id=due_row.message_id,
+                        agency=due_row.sender_agency,
+                        event_sequence=sequence,
+                        at=now,
+                    )
+                )
                 deleted += 1
+            if leaves:
+                log_store.append_leaves(connection, leaves)
             purged = connection.execute(
                 delete(NonceRecord).where(col(NonceRecord.expires_at) < now)
             )
@@ -1324,6 +1467,164 @@ class RelayStore:
             ]
 
         return await self._read("get_events", fn)
+
+    # -- transparency log -----------------------------------------------------------------------
+
+    async def record_rejection(
+        self,
+        *,
+        message_id: str,
+        thread_id: str,
+        sender: str,
+        header: bytes,
+        signature: bytes,
+        header_digest: bytes,
+        code: str,
+        rules: Sequence[str],
+        policy_version: str,
+        at: datetime,
+    ) -> int | None:
+        """``record_rejection``: log a refused signed header once; its leaf index (None if seen)."""
+
+        def job(connection: Connection) -> int | None:
+            if log_store.rejection_logged(connection, message_id):
+                return None
+            sequence = _add_event(
+                connection,
+                at=at,
+                event_type="submission_rejected",
+                message_id=message_id,
+                thread_id=thread_id,
+                agency=sender,
+                digest=header_digest,
+                detail={"code": code, "rules": sorted(set(rules))},
+            )
+            appended = log_store.append_leaves(
+                connection,
+                [
+                    PendingLeaf(
+                        leaf_type="rejection",
+                        leaf=rejection_leaf(
+                            sequence=sequence,
+                            at=at,
+                            header=header,
+                            signature=signature,
+                            code=code,
+                            rules=rules,
+                            policy_version=policy_version,
+                        ),
+                        message_id=message_id,
+                        agency=sender,
+                        event_sequence=sequence,
+                        at=at,
+                    )
+                ],
+            )
+            return appended.first
+
+        return await self._write("record_rejection", job)
+
+    async def sign_tree_head(self, signer: HeadSigner) -> HeadRow | None:
+        """``sign_tree_head``: a signed head covering every committed leaf (signed if needed)."""
+
+        def job(connection: Connection) -> HeadRow | None:
+            size = log_store.lock_size(connection)
+            if size == 0:
+                return None
+            latest = log_store.latest_head(connection)
+            if latest is not None and latest.size >= size:
+                return latest
+            cache = log_store.NodeCache(connection)
+            cache.load(log_store.frontier_positions(size))
+            return log_store.sign_and_store_head(connection, size, cache, signer)
+
+        return await self._write("sign_tree_head", job)
+
+    async def log_size(self) -> int:
+        """``get_log_size``: how many leaves are committed."""
+        return await self._read("get_log_size", lambda session: log_store.log_size(session))
+
+    async def latest_head(self) -> HeadRow | None:
+        """``get_latest_tree_head``: the newest signed tree head."""
+        return await self._read("get_latest_tree_head", log_store.latest_head)
+
+    async def tree_heads(
+        self,
+        *,
+        since_size: int,
+        limit: int,
+        not_before: datetime | None = None,
+        not_after: datetime | None = None,
+    ) -> list[HeadRow]:
+        """``get_tree_heads``: signed heads larger than ``since_size``, oldest first."""
+
+        def fn(session: Session) -> list[HeadRow]:
+            return log_store.head_rows(
+                session,
+                since_size=since_size,
+                limit=limit,
+                not_before=not_before,
+                not_after=not_after,
+            )
+
+        return await self._read("get_tree_heads", fn)
+
+    async def log_leaves(self, *, start: int, end: int, agency: str | None) -> list[LeafRow]:
+        """``get_log_leaves``: leaves in ``[start, end)`` (only ``agency``'s when given)."""
+        return await self._read(
+            "get_log_leaves",
+            lambda session: log_store.leaf_rows(session, start=start, end=end, agency=agency),
+        )
+
+    async def message_leaves(self, message_id: str) -> list[LeafRow]:
+        """``get_message_leaves``: every log leaf about one message."""
+        return await self._read(
+            "get_message_leaves", lambda session: log_store.leaves_for_message(session, message_id)
+        )
+
+    async def leaf_concerns(self, index: int, agency: str) -> bool:
+        """``check_leaf_access``: whether leaf ``index`` concerns ``agency``."""
+        return await self._read(
+            "check_leaf_access", lambda session: log_store.leaf_concerns(session, index, agency)
+        )
+
+    async def inclusion(self, index: int, size: int) -> list[bytes]:
+        """``get_inclusion_proof``: PATH(index, D[size]) from stored nodes."""
+        return await self._read(
+            "get_inclusion_proof",
+            lambda session: log_store.prefetched(
+                session, lambda node: inclusion_proof(index, size, node)
+            ),
+        )
+
+    async def inclusions(self, indexes: Sequence[int], size: int) -> list[list[bytes]]:
+        """``get_inclusion_proofs``: one proof per index against the same tree size."""
+        return await self._read(
+            "get_inclusion_proofs",
+            lambda session: log_store.prefetched(
+                session, lambda node: [inclusion_proof(i, size, node) for i in indexes]
+            ),
+        )
+
+    async def consistency(self, first: int, second: int) -> list[bytes]:
+        """``get_consistency_proof``: PROOF(first, D[second]) from stored nodes."""
+        return await self._read(
+            "get_consistency_proof",
+            lambda session: log_store.prefetched(
+                session, lambda node: consistency_proof(first, second, node)
+            ),
+        )
+
+    async def frontier(self, size: int) -> list[tuple[int, int, bytes]]:
+        """``get_log_frontier``: the perfect subtrees that decompose ``[0, size)``."""
+
+        def fn(session: Session) -> list[tuple[int, int, bytes]]:
+            cache = log_store.NodeCache(session)
+            positions = log_store.frontier_positions(size)
+            cache.load(positions)
+            return [(level, index, cache(level, index)) for level, index in positions]
+
+        return await self._read("get_log_frontier", fn)
 
     # -- directory -----------------------------------------------------------------------------
 

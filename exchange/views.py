@@ -7,6 +7,7 @@ No SQL, no crypto, no rules here. Errors are raised as
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -15,7 +16,8 @@ from exchange.appkeys import BODY, CALLER, METRICS, SERVICE
 from exchange.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from exchange.openapi import build_openapi
 from schemas.envelope import ENVELOPE_MEDIA_TYPE
-from schemas.problems import InvalidRequest
+from schemas.problems import InvalidEnvelope, InvalidRequest
+from schemas.timefmt import parse_time
 
 __all__ = [
     "audit_events",
@@ -27,6 +29,13 @@ __all__ = [
     "events",
     "health",
     "inbox",
+    "log_consistency",
+    "log_frontier",
+    "log_head",
+    "log_heads",
+    "log_inclusion",
+    "log_leaves",
+    "message_log",
     "metrics",
     "openapi",
     "overdue",
@@ -48,22 +57,40 @@ def _json(data: Any, status: int = 200) -> web.Response:
 def _body_json(request: web.Request, body: bytes) -> Any:
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidRequest("the request body is not JSON") from None
 
 
 def _int(request: web.Request, name: str, default: int | None) -> int | None:
     text = request.query.get(name)
-    if text is None or text == "":
+    if text is None:
         return default
-    if not text.isdigit() or len(text) > 18:
+    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
         raise InvalidRequest(f"{name} must be a non-negative integer")
     return int(text)
 
 
+def _required_int(request: web.Request, name: str) -> int:
+    value = _int(request, name, None)
+    if value is None:
+        raise InvalidRequest(f"{name} is required")
+    return value
+
+
+def _time_param(request: web.Request, name: str) -> datetime | None:
+    text = request.query.get(name)
+    if not text:
+        return None
+    try:
+        return parse_time(text, field=name)
+    except InvalidEnvelope:
+        raise InvalidRequest(f"{name} must look like 2026-11-24T09:30:00Z") from None
+
+
 def _bool(request: web.Request, name: str) -> bool | None:
     text = request.query.get(name)
-    if text is None or text == "":
+    if text is None:
         return None
     if text in {"true", "1"}:
         return True
@@ -191,7 +218,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     caller = request[CALLER]
     agency = request.match_info["agency"]
     last = request.headers.get("Last-Event-ID")
-    if last is not None and last.strip().isdigit():
+    if last is not None and last.strip().isascii() and last.strip().isdigit():
         since = int(last.strip())
     else:
         since = _int(request, "since", 0) or 0
@@ -227,7 +254,7 @@ async def threads(request: web.Request) -> web.Response:
     """Threads the caller takes part in, with state and deadlines."""
     result = await request.app[SERVICE].threads(
         request[CALLER],
-        role=request.query.get("role") or None,
+        role=request.query.get("role"),
         open_only=_bool(request, "open"),
         overdue=_bool(request, "overdue"),
     )
@@ -261,3 +288,62 @@ async def audit_events(request: web.Request) -> web.Response:
         request[CALLER], since=_int(request, "since", 0) or 0, limit=_int(request, "limit", None)
     )
     return _json(result)
+
+
+# -- transparency log ------------------------------------------------------------------------
+
+
+async def log_head(request: web.Request) -> web.Response:
+    """The newest signed tree head (signed on demand when the log has grown)."""
+    return _json(await request.app[SERVICE].log.head(request[CALLER]))
+
+
+async def log_heads(request: web.Request) -> web.Response:
+    """Signed tree heads larger than ``since``, oldest first (optionally within a period)."""
+    result = await request.app[SERVICE].log.heads(
+        request[CALLER],
+        since=_int(request, "since", 0) or 0,
+        limit=_int(request, "limit", None),
+        not_before=_time_param(request, "from"),
+        not_after=_time_param(request, "to"),
+    )
+    return _json(result)
+
+
+async def log_leaves(request: web.Request) -> web.Response:
+    """Log leaves from ``start`` (an agency sees the entries that concern it)."""
+    result = await request.app[SERVICE].log.leaves(
+        request[CALLER], start=_int(request, "start", 0) or 0, limit=_int(request, "limit", None)
+    )
+    return _json(result)
+
+
+async def log_inclusion(request: web.Request) -> web.Response:
+    """An inclusion proof for leaf ``index`` in the tree of ``size`` leaves."""
+    result = await request.app[SERVICE].log.inclusion(
+        request[CALLER], index=_required_int(request, "index"), size=_required_int(request, "size")
+    )
+    return _json(result)
+
+
+async def log_consistency(request: web.Request) -> web.Response:
+    """A consistency proof between tree sizes ``first`` and ``second``."""
+    result = await request.app[SERVICE].log.consistency(
+        request[CALLER],
+        first=_required_int(request, "first"),
+        second=_required_int(request, "second"),
+    )
+    return _json(result)
+
+
+async def log_frontier(request: web.Request) -> web.Response:
+    """The perfect subtrees that decompose the first ``size`` leaves."""
+    result = await request.app[SERVICE].log.frontier(
+        request[CALLER], size=_required_int(request, "size")
+    )
+    return _json(result)
+
+
+async def message_log(request: web.Request) -> web.Response:
+    """One message's log entries with inclusion proofs against the newest tree head."""
+    return _json(await request.app[SERVICE].message_log(request[CALLER], request.match_info["id"]))

@@ -59,11 +59,13 @@ __all__ = [
     "BadRequestSignature",
     "RequestSigner",
     "SignedRequestInfo",
+    "check_content_digest",
     "content_digest",
     "new_nonce",
     "sign_request",
     "signature_base",
     "verify_request",
+    "verify_request_signature",
 ]
 
 #: The dictionary label of the one signature the relay verifies.
@@ -281,6 +283,44 @@ def verify_request(
     :raises ClockSkew: ``created`` is too far from ``now`` (or ``expires`` has passed).
     :raises BadRequestSignature: the signature or the body digest does not verify.
     """
+    info, digest_value = verify_request_signature(
+        method=method,
+        path=path,
+        query=query,
+        headers=headers,
+        resolve_key=resolve_key,
+        now=now,
+        max_skew=max_skew,
+    )
+    check_content_digest(digest_value, body)
+    return info
+
+
+def check_content_digest(field_value: str, body: bytes) -> None:
+    """Check the body against the signed ``Content-Digest`` field value (RFC 9530).
+
+    :raises Unauthenticated: the field is malformed or has no ``sha-256`` member.
+    :raises BadRequestSignature: the body does not match it.
+    """
+    _check_digest(field_value, body)
+
+
+def verify_request_signature(
+    *,
+    method: str,
+    path: str,
+    query: str,
+    headers: Mapping[str, str],
+    resolve_key: Callable[[str], bytes],
+    now: datetime,
+    max_skew: timedelta,
+) -> tuple[SignedRequestInfo, str]:
+    """Verify the signature alone, before the body is read; return it and the digest field.
+
+    The signature covers the ``Content-Digest`` *field*, so a server can authenticate
+    the sender from the headers and read a body only for a known agency; it must then
+    call :func:`check_content_digest` with the body. Same errors as :func:`verify_request`.
+    """
     input_text = _field(headers, "signature-input")
     signature_text = _field(headers, "signature")
     if input_text is None or signature_text is None:
@@ -346,10 +386,10 @@ def verify_request(
         verify_detached(public_key, base, sig_item.value)
     except BadSignature:
         raise BadRequestSignature("the request signature does not verify") from None
-    _check_digest(digest_value, body)
-    return SignedRequestInfo(
+    info = SignedRequestInfo(
         key_id=key_id,
         created=datetime.fromtimestamp(created, tz=UTC),
         nonce=nonce,
         signature=sig_item.value,
     )
+    return info, digest_value

@@ -88,7 +88,7 @@ def sign_receipt(
 def _parse_body(data: bytes) -> dict[str, Any]:
     try:
         value = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidReceipt("receipt body is not JSON") from None
     if not isinstance(value, dict) or set(value) != _BODY_KEYS:
         raise InvalidReceipt("receipt body has the wrong fields")

@@ -54,7 +54,7 @@ def parse_leaf(data: bytes) -> dict[str, Any]:
     """Parse leaf bytes strictly (canonical JSON object with a known type)."""
     try:
         value = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidEnvelope("log leaf is not JSON") from None
     if not isinstance(value, dict) or canonical_json(value) != data:
         raise InvalidEnvelope("log leaf is not a canonical JSON object")
@@ -91,7 +91,7 @@ class TreeHead:
         """Strictly parse tree head bytes."""
         try:
             value = json.loads(data)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise InvalidEnvelope("tree head is not JSON") from None
         if not isinstance(value, dict) or set(value) != _HEAD_KEYS or value["v"] != 1:
             raise InvalidEnvelope("tree head has the wrong fields")

@@ -193,6 +193,6 @@ class SealedEnvelope:
         """Parse wire bytes (JSON) strictly."""
         try:
             value = json.loads(data)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise InvalidEnvelope("envelope is not JSON") from None
         return cls.from_wire_dict(value)

@@ -48,6 +48,7 @@ __all__ = [
     "RateLimited",
     "RemoteError",
     "ReplayedRequest",
+    "RequestTimeout",
     "ServiceUnavailable",
     "StaleRevocationList",
     "Unauthenticated",
@@ -327,6 +328,14 @@ class PayloadTooLarge(RemoteError):
     status = 413
     code = "payload-too-large"
     title = "Payload too large"
+
+
+class RequestTimeout(RemoteError):
+    """The request body did not arrive within the relay's time limit (a slow client)."""
+
+    status = 408
+    code = "request-timeout"
+    title = "Request timeout"
 
 
 class RateLimited(RemoteError):

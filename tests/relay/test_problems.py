@@ -268,6 +268,34 @@ async def _too_large(factory: Any) -> Reply:
         return await scene.agency("school").submit(scene.referral())
 
 
+@trigger("request-timeout")
+async def _request_timeout(factory: Any) -> Reply:
+    import asyncio
+
+    from yarl import URL
+
+    async with factory(request_body_timeout=timedelta(seconds=0.3)) as scene:
+        school = scene.agency("school")
+        body = scene.referral().to_wire()
+        url = URL(scene.url)
+        reader, writer = await asyncio.open_connection(url.host, url.port)
+        head = "".join(
+            f"{k}: {v}\r\n" for k, v in school.sign("POST", "/v1/envelopes", body=body).items()
+        )
+        writer.write(
+            f"POST /v1/envelopes HTTP/1.1\r\nHost: {url.host}\r\n{head}"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            + body[:100]  # and the rest never comes
+        )
+        await writer.drain()
+        raw = await asyncio.wait_for(reader.read(), 30)  # the relay closes after answering
+        writer.close()
+        head_bytes, _, payload = raw.partition(b"\r\n\r\n")
+        lines = head_bytes.decode().split("\r\n")
+        headers = dict(line.split(": ", 1) for line in lines[1:])
+        return Reply(int(lines[0].split()[1]), headers, payload)
+
+
 @trigger("rate-limited")
 async def _rate_limited(factory: Any) -> Reply:
     async with factory(rate_limit_burst=3, rate_limit_per_second=0.01) as scene:
