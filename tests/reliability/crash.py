@@ -194,6 +194,9 @@ class _Traffic:
 
     async def _collect(self, agency: AgencyHTTP, key: str, message_id: str) -> None:
         reply = await agency.get(f"/v1/envelopes/{message_id}")
+        if reply.status in (404, 410):  # listed but not there: half-written, visible
+            self.served_wrong_bytes.append(f"{message_id} (listed, then {reply.status})")
+            return
         if reply.status != 200:
             return
         sent = self.sent.get(message_id)
@@ -324,7 +327,7 @@ async def verify(
     for refusal in traffic.refused:
         fail(f"refused: {refusal}")
     for message_id in traffic.served_wrong_bytes:
-        fail(f"{message_id}: the relay served other bytes than were submitted")
+        fail(f"{message_id}: the inbox listed it but the relay served other bytes or none")
     accepted = {m: s for m, s in traffic.sent.items() if s.receipt is not None}
     report.accepted = len(accepted)
     report.first_try_201 = sum(1 for s in accepted.values() if s.statuses[0] == 201)
@@ -363,9 +366,9 @@ async def verify(
         for agency, state in states.items():
             (delivered if state == "delivered" else pending).add((message_id, agency))
     # A receipt the relay answered 201/200 to is recorded (one whose answer was lost may be).
-    for key in traffic.receipted:
-        if key not in delivered:
-            fail(f"receipt {key} was acknowledged but the delivery is not marked delivered")
+    for delivery in traffic.receipted:
+        if delivery not in delivered:
+            fail(f"receipt {delivery} was acknowledged but is not marked delivered")
     # -- the event log, as the auditor reads it ----------------------------------------------
     events = await _pages(auditor, "/v1/audit/events")
     report.events = len(events)
@@ -390,9 +393,9 @@ async def verify(
     receipt_events = collections.Counter(
         (e["message_id"], e["agency"]) for e in events if e["type"] == "receipt"
     )
-    for key in delivered:
-        if receipt_events[key] != 1:
-            fail(f"delivery {key}: {receipt_events[key]} receipt events (want 1)")
+    for delivery in delivered:
+        if receipt_events[delivery] != 1:
+            fail(f"delivery {delivery}: {receipt_events[delivery]} receipt events (want 1)")
     # -- the inbox lists each pending delivery once, and nothing delivered ---------------------
     for key in ("mash", "police"):
         agency = client_for(session, relay.url, p, key)

@@ -65,9 +65,8 @@ class Rfc9421(requests.auth.AuthBase):
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         url = urlsplit(request.url or "")
-        body = request.body or b""
-        if isinstance(body, str):
-            body = body.encode()
+        raw = request.body or b""
+        body = raw.encode() if isinstance(raw, str) else bytes(raw)  # type: ignore[arg-type]
         request.headers.update(
             sign_request(
                 identity=self.member.identity,
