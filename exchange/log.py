@@ -55,8 +55,11 @@ from schemas.problems import ConfigurationError, Forbidden, InvalidRequest, NotF
 from schemas.timefmt import format_time
 
 __all__ = [
+    "MAX_PAGE",
     "TransparencyLog",
     "create_log_key",
+    "head_view",
+    "leaf_view",
     "log_key_request_path",
 ]
 
