@@ -209,8 +209,16 @@ def test_deadline_is_monotonic_in_start(a: datetime, b: datetime, n: int) -> Non
 def test_deadline_is_monotonic_in_n(start: datetime, m: int, n: int) -> None:
     small, big = sorted((m, n))
     assert add_working_days(start, small, CAL) <= add_working_days(start, big, CAL)
-    if small < big:
+    # Strictly later for n >= 1. n = 0 ("by the end of today") on a weekend or bank
+    # holiday means the end of the next working day, the same day as n = 1.
+    if 1 <= small < big:
         assert add_working_days(start, small, CAL) < add_working_days(start, big, CAL)
+
+
+def test_zero_days_from_a_bank_holiday_is_the_next_working_day() -> None:
+    new_year = datetime(2020, 1, 1, 10, 0, tzinfo=UTC)  # a Wednesday and a bank holiday
+    assert add_working_days(new_year, 0, CAL) == add_working_days(new_year, 1, CAL)
+    assert CAL.local_date(add_working_days(new_year, 0, CAL)).isoformat() == "2020-01-02"
 
 
 @given(instants, st.integers(min_value=1, max_value=45))
