@@ -704,6 +704,10 @@ class RelayService:
             self.metrics.notices.labels("OVERDUE").inc(sum(len(b.notices) for b in breaches))
             for breach in breaches:
                 _log("deadline breached", thread=breach.thread_id, deadline=breach.deadline)
+        settled = self.tracker.settled(rows, now)
+        closed = await self.store.close_threads(settled, at=now) if settled else []
+        for thread_id in closed:
+            _log("thread closed", thread=thread_id, by="relay")
         overdue = sum(1 for r in rows if any(d.overdue for d in self.tracker.deadlines(r, now)))
         self.metrics.overdue.set(overdue)
         if notified:
@@ -715,9 +719,10 @@ class RelayService:
             "deleted": result.deleted,
             "nonces_purged": result.nonces_purged,
             "breaches": len(breaches),
+            "closed_threads": len(closed),
             "overdue_threads": overdue,
         }
-        if result.expired or result.deleted or breaches:
+        if result.expired or result.deleted or breaches or closed:
             _log("sweep", **summary)
         return summary
 

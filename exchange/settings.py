@@ -110,6 +110,10 @@ class Settings:
     acknowledgement_working_days: int = 1
     decision_working_days: int = 1
     feedback_working_days: int = 1
+    #: Working days without activity after which the relay closes a settled thread (a
+    #: referral with its decision given, an acknowledged notification, an answered
+    #: request); 0 leaves every thread open until its recipient's side closes it.
+    close_settled_after_working_days: int = 10
     #: Group commit: the most submissions written in one transaction.
     write_batch_max: int = 128
     #: Transparency log key (docs/transparency-log.md): an encrypted key file made by
@@ -244,6 +248,7 @@ class Settings:
         number("EXCHANGE_ACKNOWLEDGEMENT_WORKING_DAYS", "acknowledgement_working_days", int)
         number("EXCHANGE_DECISION_WORKING_DAYS", "decision_working_days", int)
         number("EXCHANGE_FEEDBACK_WORKING_DAYS", "feedback_working_days", int)
+        number("EXCHANGE_CLOSE_SETTLED_AFTER_WORKING_DAYS", "close_settled_after_working_days", int)
         number("EXCHANGE_WRITE_BATCH_MAX", "write_batch_max", int)
         text("EXCHANGE_LOG_FORMAT", "log_format")
         text("EXCHANGE_LOG_LEVEL", "log_level")

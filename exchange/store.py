@@ -34,7 +34,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -1237,6 +1237,29 @@ class RelayStore:
             return notified
 
         return await self._write("record_deadline_breaches", job)
+
+    async def close_threads(self, steps: Mapping[str, ThreadStep], *, at: datetime) -> list[str]:
+        """``close_settled_threads``: apply housekeeping closures; return the threads closed."""
+
+        def job(connection: Connection) -> list[str]:
+            closed: list[str] = []
+            for thread_id, step in steps.items():
+                before = _load_thread(connection, thread_id)
+                after = step(before)
+                if before is None or after is None or after == before:
+                    continue
+                _save_thread(connection, before, after)
+                _add_event(
+                    connection,
+                    at=at,
+                    event_type="thread_closed",
+                    thread_id=thread_id,
+                    detail={"by": "relay", "from_state": before.state},
+                )
+                closed.append(thread_id)
+            return closed
+
+        return await self._write("close_settled_threads", job)
 
     # -- retention ---------------------------------------------------------------------------
 

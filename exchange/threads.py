@@ -25,7 +25,13 @@ from datetime import date, datetime
 
 from exchange.settings import Settings
 from exchange.store import Breach, ExpiryStep, NewNotice, ThreadRow, ThreadStep
-from schemas.deadlines import DeadlinePolicy, DeadlineStatus, WorkingCalendar, thread_deadlines
+from schemas.deadlines import (
+    DeadlinePolicy,
+    DeadlineStatus,
+    WorkingCalendar,
+    thread_deadlines,
+    working_days_between,
+)
 from schemas.envelope import EnvelopeHeader
 from schemas.lifecycle import (
     OPENINGS,
@@ -59,6 +65,7 @@ class ThreadTracker:
             raise ConfigurationError(f"unknown working calendar {settings.calendar!r}")
         self._extra: frozenset[date] = frozenset(settings.extra_holidays)
         self._calendar: WorkingCalendar | None = None
+        self._close_after = settings.close_settled_after_working_days
 
     @property
     def policy(self) -> DeadlinePolicy:
@@ -192,6 +199,41 @@ class ThreadTracker:
             return replace(before, state=state.value, updated_at=at)
 
         return expired
+
+    def settled(self, rows: Sequence[ThreadRow], now: datetime) -> dict[str, ThreadStep]:
+        """Housekeeping: close threads the table lets the relay close, once quiet long enough.
+
+        A thread whose state allows the relay's ``CLOSE`` (a decided referral, an
+        acknowledged notification, an answered request) closes after
+        ``close_settled_after_working_days`` working days with no activity. Each step
+        re-checks the row inside the write transaction, so a reply that arrived in
+        the meantime keeps the thread open.
+        """
+        if self._close_after <= 0:
+            return {}
+        calendar = self.calendar(now)
+        steps: dict[str, ThreadStep] = {}
+        for row in rows:
+            try:
+                advance(row.state, ThreadEvent.CLOSE, ActorRole.RELAY, thread_type=row.thread_type)
+            except InvalidTransition:
+                continue
+            if working_days_between(row.updated_at, now, calendar) < self._close_after:
+                continue
+            steps[row.thread_id] = self._close_step(row.updated_at, now)
+        return steps
+
+    @staticmethod
+    def _close_step(seen_updated_at: datetime, now: datetime) -> ThreadStep:
+        def close(before: ThreadRow | None) -> ThreadRow | None:
+            if before is None or before.updated_at != seen_updated_at:
+                return before  # something happened since the sweep looked
+            state = advance(
+                before.state, ThreadEvent.CLOSE, ActorRole.RELAY, thread_type=before.thread_type
+            )
+            return replace(before, state=state.value, updated_at=now, closed_at=now)
+
+        return close
 
     # -- deadlines -----------------------------------------------------------------------------
 

@@ -165,3 +165,54 @@ async def test_information_only_opens_a_notification_thread(scene: Scene) -> Non
     assert state["type"] == "NOTIFICATION"
     assert state["state"] == "DELIVERED"
     assert state["deadlines"] == []
+
+
+async def test_relay_closes_a_decided_referral_after_quiet_working_days(
+    relay_factory: Any,
+) -> None:
+    """Housekeeping: a decided referral closes after 10 quiet working days, not before."""
+    clock = FakeClock(datetime(2026, 11, 24, 9, 30, tzinfo=UTC))  # a Tuesday
+    partnership = Partnership.create(at=clock())
+    async with relay_factory(clock=clock, partnership=partnership) as scene:
+        school, mash = scene.agency("school"), scene.agency("mash")
+        referral = scene.referral()
+        thread = _id(referral)
+        assert (await school.submit(referral)).status == 201
+        assert (await mash.acknowledge(referral, thread)).status == 201
+        decision = scene.seal(
+            "mash", ["school"], kind="DECISION_FEEDBACK", thread_id=thread, in_reply_to=thread
+        )
+        assert (await mash.submit(decision)).status == 201
+
+        # Nine working days later (across a weekend): still open.
+        clock.set(datetime(2026, 12, 7, 12, 0, tzinfo=UTC))
+        assert (await scene.relay.service.sweep())["closed_threads"] == 0
+        state = (await school.get(f"/v1/threads/{thread}")).json()
+        assert state["state"] == "DECISION_GIVEN"
+
+        # Ten working days: the relay closes it, once.
+        clock.set(datetime(2026, 12, 8, 12, 0, tzinfo=UTC))
+        assert (await scene.relay.service.sweep())["closed_threads"] == 1
+        assert (await scene.relay.service.sweep())["closed_threads"] == 0
+        state = (await school.get(f"/v1/threads/{thread}")).json()
+        assert state["state"] == "CLOSED"
+
+        # The referrer can still escalate a closed thread (KCSIE: follow up if worried).
+        escalation = scene.seal(
+            "school", ["mash"], kind="ESCALATION", thread_id=thread, in_reply_to=thread
+        )
+        assert (await school.submit(escalation)).status == 201
+        state = (await school.get(f"/v1/threads/{thread}")).json()
+        assert state["state"] == "DECISION_GIVEN"
+
+
+async def test_an_undecided_referral_is_never_closed_by_housekeeping(scene: Scene) -> None:
+    school, mash = scene.agency("school"), scene.agency("mash")
+    referral = scene.referral()
+    thread = _id(referral)
+    assert (await school.submit(referral)).status == 201
+    assert (await mash.acknowledge(referral, thread)).status == 201
+    tracker = scene.relay.service.tracker
+    rows = await scene.relay.service.store.threads(open_states=("DELIVERED",))
+    far_future = datetime(2027, 6, 1, tzinfo=UTC)
+    assert tracker.settled(rows, far_future) == {}
