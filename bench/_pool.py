@@ -107,7 +107,8 @@ def template(partnership: Partnership, sender: str, recipient: str, at: datetime
         kind="REFERRAL",
         body=body,
         basis=school_referral_basis(),
-        created_at=at + timedelta(hours=1),
+        # Now (a minute back, for clock differences): never in the future, whatever the hour.
+        created_at=datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1),
         message_id=message_id,
     )
 

@@ -86,7 +86,7 @@ QUICK = Mode(
     rounds=3,
     seconds=3.0,
     concurrency=64,
-    latency_rate=200.0,
+    latency_rate=100.0,
     latency_seconds=5.0,
     latency_rounds=1,
 )
@@ -95,7 +95,7 @@ FULL = Mode(
     rounds=5,
     seconds=8.0,
     concurrency=64,
-    latency_rate=200.0,
+    latency_rate=100.0,
     latency_seconds=15.0,
     latency_rounds=3,
 )
@@ -162,7 +162,13 @@ def postgres_database(server_url: str) -> Iterator[str]:
         _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _env(partnership: Partnership, database_url: str, port: int, name: str) -> dict[str, str]:
+def _env(
+    partnership: Partnership,
+    database_url: str,
+    port: int,
+    name: str,
+    extra: dict[str, str] | None = None,
+) -> dict[str, str]:
     import base64
 
     env = dict(os.environ)
@@ -177,6 +183,7 @@ def _env(partnership: Partnership, database_url: str, port: int, name: str) -> d
         }
     )
     env.update(RELAY_BENCH_ENV)
+    env.update(extra or {})
     return env
 
 
@@ -198,7 +205,12 @@ def publish(partnership: Partnership, database_url: str, workdir: Path) -> None:
 
 
 def start_relays(
-    partnership: Partnership, database_url: str, count: int, workdir: Path, prefix: str
+    partnership: Partnership,
+    database_url: str,
+    count: int,
+    workdir: Path,
+    prefix: str,
+    extra: dict[str, str] | None = None,
 ) -> list[Server]:
     """``count`` relays on ``database_url``, each on a free port, each polled until healthy."""
     servers = []
@@ -209,7 +221,7 @@ def start_relays(
             name,
             [sys.executable, "-m", "exchange", "serve"],
             port=port,
-            env=_env(partnership, database_url, port, name),
+            env=_env(partnership, database_url, port, name, extra),
             log_path=workdir / f"{name}.log",
             cwd=str(REPO),
             ready_timeout=120,
@@ -249,8 +261,11 @@ def call_all(
 class Run:
     """One benchmark run over the three targets."""
 
-    def __init__(self, mode: Mode, workdir: Path, server_url: str) -> None:
+    def __init__(
+        self, mode: Mode, workdir: Path, server_url: str, extra_env: dict[str, str] | None = None
+    ) -> None:
         self.mode = mode
+        self.extra_env = dict(extra_env or {})
         self.workdir = workdir
         self.server_url = server_url
         self.at = bench_at()
@@ -260,7 +275,7 @@ class Run:
             "mode": asdict(mode),
             "cores": os.cpu_count(),
             "started": datetime.now(UTC).isoformat(),
-            "relay_env": RELAY_BENCH_ENV,
+            "relay_env": {**RELAY_BENCH_ENV, **self.extra_env},
         }
         self.sections: list[str] = []
 
@@ -279,7 +294,7 @@ class Run:
         d.mkdir()
         log(f"starting {name}")
         publish(self.partnership, database_url, d)
-        servers = start_relays(self.partnership, database_url, relays, d, name)
+        servers = start_relays(self.partnership, database_url, relays, d, name, self.extra_env)
         target = Target(name, database_url, servers)
         target.gens = [
             self.loadgen(f"{name}-gen-{i + 1}", servers[i % relays].port) for i in range(2)
@@ -572,8 +587,6 @@ class Run:
 
     def report(self, command: str, duration: float) -> str:
         header = [
-            "## PostgreSQL",
-            "",
             f"Run of {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, mode "
             f"**{self.mode.name}**, {os.cpu_count()} cores, {duration / 60:.1f} minutes; "
             f"command: `{command}`.",
@@ -581,7 +594,7 @@ class Run:
             "The relay (`exchange serve`) on a SQLite file, on PostgreSQL 15 (this machine's "
             "server, default configuration, `synchronous_commit=on`), and as two processes on "
             "one PostgreSQL database. Relay settings changed: "
-            + ", ".join(f"`{k}={v}`" for k, v in RELAY_BENCH_ENV.items())
+            + ", ".join(f"`{k}={v}`" for k, v in {**RELAY_BENCH_ENV, **self.extra_env}.items())
             + "; everything else is the default (pool 10 + 5 per process). Relays, PostgreSQL "
             "and the load generators share the 2 cores, so a second relay process adds no "
             "CPU: these figures show the cost of the PostgreSQL path and that two processes "
@@ -591,7 +604,12 @@ class Run:
 
 
 def update_doc(markdown: str) -> None:
-    """Replace (or append) the PostgreSQL block of ``docs/performance.md``."""
+    """Replace the figures of the PostgreSQL section of ``docs/performance.md``.
+
+    Only the block between the markers changes; the section's heading and any text
+    after the block are kept. Without the markers, a new "PostgreSQL" section is
+    appended.
+    """
     text = DOC.read_text() if DOC.exists() else ""
     block = f"{DOC_BEGIN}\n{markdown}\n{DOC_END}"
     if DOC_BEGIN in text and DOC_END in text:
@@ -599,7 +617,7 @@ def update_doc(markdown: str) -> None:
         _, after = rest.split(DOC_END, 1)
         text = before + block + after
     else:
-        text = text.rstrip("\n") + ("\n\n" if text else "") + block + "\n"
+        text = text.rstrip("\n") + ("\n\n" if text else "") + "## PostgreSQL\n\n" + block + "\n"
     DOC.write_text(text)
 
 
@@ -622,6 +640,14 @@ def main(argv: list[str] | None = None) -> int:
         f"(default {DEFAULT_SERVER})",
     )
     parser.add_argument(
+        "--relay-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an extra setting for every relay (repeatable), e.g. "
+        "EXCHANGE_DATABASE_POOL_PRE_PING=false",
+    )
+    parser.add_argument(
         "--update-doc",
         action="store_true",
         help="replace the PostgreSQL block of docs/performance.md",
@@ -633,7 +659,8 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m bench.postgres " + " ".join(argv if argv is not None else sys.argv[1:])
     workdir = Path(tempfile.mkdtemp(prefix="bench-postgres-"))
     started = time.monotonic()
-    run = Run(mode, workdir, args.server)
+    extra_env = dict(item.split("=", 1) for item in args.relay_env)
+    run = Run(mode, workdir, args.server, extra_env)
     log(f"mode {mode.name}, phases {', '.join(phases)}, work directory {workdir}")
     with postgres_database(args.server) as pg_1, postgres_database(args.server) as pg_2:
         try:

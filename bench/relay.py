@@ -335,12 +335,18 @@ class Run:
                 ratio(vs_mesh, 1, "×") + f" (goal ≥ {GOALS['relay_vs_mesh']:.0f}) " + met(ok_m),
             ])
             cpu = {t: median([m.cpu_per_message_us for m in runs[t]]) for t in targets}
+            implied_c = (None if not cpu["ceiling"] or not cpu["relay"]
+                         else cpu["ceiling"] / cpu["relay"])
+            mesh_cpu = cpu.get("mesh")
+            implied_m = (None if not mesh_cpu or not cpu["relay"]
+                         else mesh_cpu / cpu["relay"])
+            verdicts[label + " (CPU)"] = (implied_c, implied_m)
             rows.append([
                 f"{label}, server CPU µs/msg",
                 fmt(cpu["ceiling"]), fmt(cpu["relay"]),
-                ratio(None if not cpu["ceiling"] or not cpu["relay"]
-                      else cpu["relay"] / cpu["ceiling"], 1, "× the CPU"),
-                fmt(cpu.get("mesh")) if has_mesh else "not run", "",
+                ratio(implied_c, 2, "× by CPU per message"),
+                fmt(cpu.get("mesh")) if has_mesh else "not run",
+                ratio(implied_m, 1, "× by CPU per message"),
             ])
             client = {t: median([m.client_cpu / m.elapsed * 100 for m in runs[t] if m.elapsed])
                       for t in targets}
@@ -378,10 +384,18 @@ class Run:
         self.results["verdicts_throughput"] = verdicts
         text = [
             f"### Throughput, closed loop ({mode.concurrency} connections, "
-            f"{mode.rounds} rounds of {mode.seconds:.0f} s per server and direction)",
+            f"{mode.rounds} rounds of {mode.seconds:g} s per server and direction)",
             "",
             table(["", "ceiling", "relay", "relay ÷ ceiling", "mesh-sandbox", "relay ÷ mesh"],
                   rows),
+        ]
+        text += [
+            "",
+            "Rates are medians over the rounds; a ratio is the median of the per-round ratios "
+            "(the servers compared take turns within each round). The ratio *by CPU per "
+            "message* is the inverse ratio of server CPU spent per message: the capacity "
+            "ratio if both sides were given the same CPU, which load from elsewhere on a "
+            "shared machine disturbs much less than it disturbs rates.",
         ]
         if errors:
             text += ["", "Non-success answers: " + "; ".join(sorted(set(errors)))]
