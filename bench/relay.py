@@ -1,7 +1,7 @@
 """The relay, side by side with a ceiling and with NHS Digital's mesh-sandbox, in one run.
 
     .venv/bin/python -m bench.relay --quick     # about 3 minutes
-    .venv/bin/python -m bench.relay             # full mode, about 20 minutes
+    .venv/bin/python -m bench.relay             # full mode, about 25 minutes
 
 Prints Markdown tables and writes them (and the raw figures as JSON) to
 ``bench/results/``; ``--update-doc`` also replaces the results block of
@@ -223,6 +223,7 @@ class Run:
                                         "settings": asdict(mode),
                                         "relay_env": RELAY_BENCH_ENV}
         self.sections: list[str] = []
+        self.code = code_version()  # at the start: the relay's code may change during a run
         #: Per phase: how busy the whole machine was (others' work included) and its load.
         self.machine: dict[str, dict[str, float]] = {}
         self.results["machine"] = self.machine
@@ -383,7 +384,7 @@ class Run:
                         errors.append(f"{t} {label}: {bad}")
         self.results["verdicts_throughput"] = verdicts
         text = [
-            f"### Throughput, closed loop ({mode.concurrency} connections, "
+            f"#### Throughput, closed loop ({mode.concurrency} connections, "
             f"{mode.rounds} rounds of {mode.seconds:g} s per server and direction)",
             "",
             table(["", "ceiling", "relay", "relay ÷ ceiling", "mesh-sandbox", "relay ÷ mesh"],
@@ -472,7 +473,7 @@ class Run:
         quick = (" (quick mode: 10 s, not the 30 s the goal names)"
                  if mode.latency_seconds < 30 else "")
         self.sections.append("\n".join([
-            f"### Latency, open loop at {mode.latency_rate:,.0f} msgs/s for "
+            f"#### Latency, open loop at {mode.latency_rate:,.0f} msgs/s for "
             f"{mode.latency_seconds:.0f} s{quick}, {mode.latency_rounds} round(s)",
             "",
             "Latency is measured from each submission's *scheduled* instant (no coordinated "
@@ -618,7 +619,7 @@ class Run:
             ])
         self.results["verdicts_scaling"] = {"flat_cpu_per_message": flat}
         self.sections.append("\n".join([
-            f"### Scaling with stored messages ({mode.scaling_rounds} rounds of "
+            f"#### Scaling with stored messages ({mode.scaling_rounds} rounds of "
             f"{mode.scaling_seconds:.0f} s per size and direction, {mode.concurrency} connections;"
             f" ratios against the {small:,} store in the same round)",
             "",
@@ -713,7 +714,7 @@ class Run:
                 fmt(res["rss_after_mib"]),
             ])
         self.sections.append("\n".join([
-            f"### Push clients ({mode.push_rounds} closed-loop round(s) of "
+            f"#### Push clients ({mode.push_rounds} closed-loop round(s) of "
             f"{mode.push_seconds:.0f} s"
             f" per client count, messages addressed round robin to the connected agencies, one "
             f"stream per agency, a fresh relay per count; then open loop at "
@@ -732,7 +733,7 @@ class Run:
         header = [
             f"Run of {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, mode **{self.mode.name}**,"
             f" {os.cpu_count()} cores, {duration / 60:.1f} minutes; command: `{command}`; "
-            f"code: {code_version()}.",
+            f"code at the start: {self.code}.",
             "",
             "Processes: each server under test is one process (the relay: `exchange serve`; "
             "the ceiling: `bench.ceiling_server`; mesh-sandbox: uvicorn with one worker); each "
