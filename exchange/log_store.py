@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, and_, insert, or_, select, tuple_, update
+from sqlalchemy import Table, and_, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -163,11 +163,19 @@ class NodeCache:
         """Fetch these nodes (those not already in memory) in one query."""
         wanted = sorted({p for p in positions if p not in self.nodes})
         for start in range(0, len(wanted), 400):
-            chunk = wanted[start : start + 400]
-            rows = self._executor.execute(
-                select(NODES.c.level, NODES.c.node_index, NODES.c.hash).where(
-                    tuple_(NODES.c.level, NODES.c.node_index).in_(chunk)
+            by_level: dict[int, list[int]] = {}
+            for level, index in wanted[start : start + 400]:
+                by_level.setdefault(level, []).append(index)
+            # One equality on level and an IN on node_index per level: both engines use
+            # the primary key for this, where a row-value IN made SQLite scan the table.
+            condition = or_(
+                *(
+                    and_(NODES.c.level == level, NODES.c.node_index.in_(indices))
+                    for level, indices in by_level.items()
                 )
+            )
+            rows = self._executor.execute(
+                select(NODES.c.level, NODES.c.node_index, NODES.c.hash).where(condition)
             )
             for level, index, value in rows:
                 self.nodes[(int(level), int(index))] = bytes(value)
